@@ -1,0 +1,242 @@
+"""Typed, frozen views of what a verified Para token says about its user.
+
+Para's schema grows (new auth types, OAuth providers, chains), so the enums here
+are *open*: an unknown value becomes a member-like object of the enum that
+compares equal to its string, instead of failing the token. What *is* checked is
+the shape: a field that is present must have the documented type, because a
+claim of the wrong type is a sign of a token from something other than Para.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Self
+
+from .errors import InvalidClaimsError
+
+__all__ = ["AuthType", "OAuthMethod", "ParaClaims", "Wallet", "WalletType"]
+
+
+class _OpenStrEnum(StrEnum):
+    """A StrEnum that keeps unknown values instead of raising ``ValueError``.
+
+    Unknown values are built on demand and never cached, so a stream of tokens
+    with invented values cannot grow memory.
+    """
+
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        return value
+
+    @classmethod
+    def _missing_(cls, value: object) -> Self | None:
+        if not isinstance(value, str):
+            return None
+        known = cls._value2member_map_.get(cls._canonical(value))
+        if known is not None:
+            return known  # type: ignore[return-value]
+        member = str.__new__(cls, value)
+        member._name_ = value
+        member._value_ = value
+        return member
+
+    @property
+    def is_known(self) -> bool:
+        """False for a value this version of para_jwt has not heard of."""
+        return type(self)._value2member_map_.get(self._value_) is self
+
+
+class AuthType(_OpenStrEnum):
+    """How the user signed in (``data.authType``); values as Para sends them."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    PHONE_LEGACY = "phoneLegacy"
+    FARCASTER = "farcaster"
+    TELEGRAM = "telegram"
+    USER_ID = "userId"
+    EXTERNAL_WALLET = "externalWallet"
+    DISCORD = "discord"
+    X = "x"
+    CUSTOM_ID = "customId"
+    GUEST_ID = "guestId"
+
+
+class OAuthMethod(_OpenStrEnum):
+    """The OAuth provider (``data.oAuthMethod``).
+
+    Para's docs show lowercase values and its SDK uppercase ones, so lookups
+    ignore case; members are uppercase, as in the SDK.
+    """
+
+    GOOGLE = "GOOGLE"
+    TWITTER = "TWITTER"
+    X = "X"
+    APPLE = "APPLE"
+    DISCORD = "DISCORD"
+    FACEBOOK = "FACEBOOK"
+    FARCASTER = "FARCASTER"
+    TELEGRAM = "TELEGRAM"
+    CUSTOM_OIDC = "CUSTOM_OIDC"
+    CUSTOM_OAUTH = "CUSTOM_OAUTH"
+
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        return value.upper()
+
+
+class WalletType(_OpenStrEnum):
+    """A wallet's chain family (``type``); lookups ignore case."""
+
+    EVM = "EVM"
+    SOLANA = "SOLANA"
+    COSMOS = "COSMOS"
+    STELLAR = "STELLAR"
+    SUI = "SUI"
+
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        return value.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    """One wallet from ``data.wallets`` (Para-custodied) or ``data.connectedWallets``."""
+
+    id: str
+    type: WalletType
+    address: str
+    #: ``0x04…`` for EVM; Para sends ``""`` for chains where it has none (Solana).
+    public_key: str | None
+
+    @classmethod
+    def from_json(cls, value: Any, *, field: str) -> Wallet:
+        if not isinstance(value, dict):
+            raise InvalidClaimsError(f"{field} entries must be objects")
+        wallet_id = value.get("id")
+        wallet_type = value.get("type")
+        address = value.get("address")
+        public_key = value.get("publicKey")
+        if not (
+            type(wallet_id) is str
+            and type(wallet_type) is str
+            and type(address) is str
+            and (public_key is None or type(public_key) is str)
+        ):
+            raise InvalidClaimsError(
+                f"{field} entries need string 'id', 'type' and 'address' "
+                "and an optional string 'publicKey'"
+            )
+        return cls(wallet_id, WalletType(wallet_type), address, public_key)
+
+
+def _wallets(data: Mapping[str, Any], name: str) -> tuple[Wallet, ...]:
+    value = data.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InvalidClaimsError(f"data.{name} must be a list")
+    field = f"data.{name}"
+    return tuple(Wallet.from_json(item, field=field) for item in value)
+
+
+def _optional_str(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None or type(value) is str:
+        return value
+    raise InvalidClaimsError(f"data.{name} must be a string")
+
+
+def _optional_id(data: Mapping[str, Any], name: str) -> str | None:
+    # Telegram user IDs are numbers; Para may send them as either type.
+    value = data.get(name)
+    if type(value) is int:
+        return str(value)
+    return _optional_str(data, name)
+
+
+def _timestamp(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ParaClaims:
+    """The verified claims of one Para JWT.
+
+    ``wallets`` are Para-custodied embedded wallets; ``connected_wallets`` are
+    external wallets the user connected in this session: do not treat those as
+    proof of custody. There is no "email verified" claim in Para's tokens; the
+    presence of ``email`` says only how the user signed in.
+    """
+
+    user_id: str
+    wallets: tuple[Wallet, ...]
+    connected_wallets: tuple[Wallet, ...]
+    auth_type: AuthType | None
+    identifier: str | None
+    email: str | None
+    phone: str | None
+    oauth_method: OAuthMethod | None
+    telegram_user_id: str | None
+    farcaster_username: str | None
+    external_wallet_address: str | None
+    subject: str | None
+    #: The audience that matched: this application's API key ID.
+    audience: str
+    issued_at: datetime | None
+    expires_at: datetime
+    key_id: str
+    #: The whole verified payload, as sent (read it, do not mutate it).
+    payload: Mapping[str, Any]
+
+    def wallets_of(self, wallet_type: WalletType | str) -> tuple[Wallet, ...]:
+        """The user's Para wallets of one chain family, in token order."""
+        wanted = WalletType(wallet_type)
+        return tuple(w for w in self.wallets if w.type == wanted)
+
+    def wallet(self, wallet_type: WalletType | str) -> Wallet | None:
+        """The user's first Para wallet of one chain family, or ``None``."""
+        wanted = WalletType(wallet_type)
+        return next((w for w in self.wallets if w.type == wanted), None)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], *, audience: str, key_id: str) -> ParaClaims:
+        """Build the typed claims from a payload whose signature and registered
+        claims (``aud``, ``exp``, ``nbf``, ``iat``) were already checked.
+
+        Raises ``InvalidClaimsError`` for a ``data`` object of the wrong shape or
+        a ``sub`` that names another user than ``data.userId``.
+        """
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            raise InvalidClaimsError("the 'data' claim must be an object")
+        user_id = data.get("userId")
+        if type(user_id) is not str or not user_id:
+            raise InvalidClaimsError("data.userId must be a non-empty string")
+        subject = payload.get("sub")
+        if subject is not None and subject != user_id:
+            raise InvalidClaimsError("'sub' does not match data.userId")
+        auth_type = _optional_str(data, "authType")
+        oauth_method = _optional_str(data, "oAuthMethod")
+        return cls(
+            user_id=user_id,
+            wallets=_wallets(data, "wallets"),
+            connected_wallets=_wallets(data, "connectedWallets"),
+            auth_type=None if auth_type is None else AuthType(auth_type),
+            identifier=_optional_str(data, "identifier"),
+            email=_optional_str(data, "email"),
+            phone=_optional_str(data, "phone"),
+            oauth_method=None if oauth_method is None else OAuthMethod(oauth_method),
+            telegram_user_id=_optional_id(data, "telegramUserId"),
+            farcaster_username=_optional_str(data, "farcasterUsername"),
+            external_wallet_address=_optional_str(data, "externalWalletAddress"),
+            subject=subject,
+            audience=audience,
+            issued_at=_timestamp(payload.get("iat")),
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+            key_id=key_id,
+            payload=payload,
+        )
