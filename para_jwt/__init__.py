@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._version import __version__
+from .claims import AuthType, OAuthMethod, ParaClaims, Wallet, WalletType
 from .environments import Environment
 from .errors import (
     ConfigurationError,
@@ -25,10 +27,11 @@ from .errors import (
     UnsupportedAlgorithmError,
     WalletNotFoundError,
 )
-
-__version__ = "0.1.0"
+from .jwks import JWKSCache, JWKSEvent, JWKSEventKind, JWKSHealth, KeySet, SkippedKey
+from .verifier import ParaVerifier
 
 __all__ = [
+    "AuthType",
     "ConfigurationError",
     "Environment",
     "InsufficientScopeError",
@@ -37,18 +40,29 @@ __all__ = [
     "InvalidSignatureError",
     "InvalidTokenError",
     "InvalidVerificationTokenError",
+    "JWKSCache",
     "JWKSError",
+    "JWKSEvent",
+    "JWKSEventKind",
+    "JWKSHealth",
     "JWKSUnavailableError",
+    "KeySet",
     "MalformedTokenError",
+    "OAuthMethod",
     "ParaAPIError",
     "ParaAuthenticationError",
+    "ParaClaims",
     "ParaJWTError",
     "ParaUnavailableError",
+    "ParaVerifier",
     "SessionExpiredError",
+    "SkippedKey",
     "TokenExpiredError",
     "TokenNotYetValidError",
     "UnknownKeyError",
     "UnsupportedAlgorithmError",
+    "Wallet",
     "WalletNotFoundError",
+    "WalletType",
     "__version__",
 ]

@@ -1,0 +1,300 @@
+"""``ParaVerifier``: from a token string to typed claims you can trust.
+
+Read top to bottom, ``verify`` is the whole path:
+
+1. the verified-token cache (the same client sends the same token for its
+   whole lifetime; a hit re-checks time and the key, never trusts blindly);
+2. strict compact-JWS parsing and header rules (``_jws``);
+3. the registered claims ``aud``/``exp``/``nbf``/``iat``, checked *before* the
+   key lookup so that a token that is going to fail anyway cannot make us
+   refetch Para's keys;
+4. the key named by ``kid`` (``jwks``: cached, refetched within limits);
+5. the signature, with joserfc's algorithm on a key imported once per fetch;
+6. Para's own claims (``ParaClaims.from_payload``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from cachetools import LRUCache
+
+from ._jws import ALGORITHMS, check_algorithms, parse_compact
+from .claims import ParaClaims
+from .environments import Environment
+from .errors import (
+    ConfigurationError,
+    InvalidAudienceError,
+    InvalidClaimsError,
+    InvalidSignatureError,
+    TokenExpiredError,
+    TokenNotYetValidError,
+    UnsupportedAlgorithmError,
+)
+from .jwks import JWKSCache, JWKSEvent, JWKSHealth, KeySet, VerificationKey
+
+__all__ = ["ParaVerifier"]
+
+#: Latest timestamp a claim may hold (9999-12-31T23:59:59Z): beyond it, dates overflow.
+_MAX_TIMESTAMP = 253_402_300_799
+_API_KEY_SHAPE = re.compile(r"(?i)(beta|prod|sandbox|dev|development|production|sk|pk)_")
+
+
+class ParaVerifier:
+    """Verifies Para JWTs for one application (``aud``) in one environment.
+
+    Create one per process, share it, close it on shutdown (or use
+    ``async with``). Every failure of ``verify`` is a ``ParaJWTError``:
+    ``InvalidTokenError`` (the token is bad: 401) or ``JWKSError`` (Para's keys
+    are unreachable: 503).
+    """
+
+    def __init__(
+        self,
+        api_key_id: str,
+        *,
+        # Exactly one key source: a Para environment, an explicit JWKS URL, or a
+        # pinned key set (offline verification; rotations need a redeploy).
+        environment: Environment | str | None = None,
+        jwks_url: str | None = None,
+        jwks: Mapping[str, Any] | None = None,
+        # Borrowed, never closed by the verifier; by default it makes its own.
+        session: aiohttp.ClientSession | None = None,
+        # Para signs with RS256 only. Others (PS*, ES*, EdDSA) can be allowed;
+        # `none` and HS* never can.
+        algorithms: Sequence[str] = ("RS256",),
+        # Clock skew tolerated on exp/nbf/iat, in seconds. 0: a token is dead at
+        # its `exp`, as Para meant (jose, PyJWT use 0 too).
+        leeway: float = 0,
+        clock: Callable[[], float] = time.time,
+        # Tokens longer than this are refused before parsing. Para's are ~1.3 KiB;
+        # 16 KiB leaves room for users with many wallets.
+        max_token_size: int = 16 * 1024,
+        # Verified tokens remembered (LRU). A hit costs ~1 µs instead of a full
+        # verification; 0 turns it off. Only tokens that verified get in.
+        token_cache_size: int = 4096,
+        # Key-cache options, passed to JWKSCache (see there for defaults and why).
+        timeout: float = 5.0,
+        min_ttl: float = 60.0,
+        max_ttl: float = 86_400.0,
+        default_ttl: float = 600.0,
+        max_stale: float = 3_600.0,
+        cooldown: float = 30.0,
+        refetch_budget: int = 2,
+        negative_ttl: float = 30.0,
+        refresh_ahead: bool = True,
+        on_event: Callable[[JWKSEvent], None] | None = None,
+        initial_state: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._audience = _check_api_key_id(api_key_id)
+        self._algorithms = check_algorithms(algorithms)
+        if not isinstance(leeway, int | float) or not 0 <= leeway <= 300:
+            raise ConfigurationError("leeway must be a number of seconds between 0 and 300")
+        if type(max_token_size) is not int or max_token_size < 1024:
+            raise ConfigurationError("max_token_size must be an integer >= 1024 (bytes)")
+        if type(token_cache_size) is not int or token_cache_size < 0:
+            raise ConfigurationError("token_cache_size must be an integer >= 0 (0 disables it)")
+        if not callable(clock):
+            raise ConfigurationError("clock must be a callable returning seconds since the epoch")
+        self._leeway = float(leeway)
+        self._clock = clock
+        self._max_token_size = max_token_size
+        self._token_cache: LRUCache[str | bytes, tuple[ParaClaims, VerificationKey]] | None = (
+            LRUCache(maxsize=token_cache_size) if token_cache_size else None
+        )
+
+        sources = [s for s in (environment, jwks_url, jwks) if s is not None]
+        if len(sources) != 1:
+            raise ConfigurationError(
+                "give exactly one key source: environment='prod' (or 'beta', 'sandbox'), "
+                f"jwks_url=..., or jwks={{...}} (got {len(sources)})"
+            )
+        self._pinned: KeySet | None = None
+        self._cache: JWKSCache | None = None
+        if jwks is not None:
+            try:
+                self._pinned = KeySet.from_jwks(jwks)
+            except ValueError as exc:
+                raise ConfigurationError(f"jwks: {exc}") from None
+            if not self._pinned.keys:
+                raise ConfigurationError("jwks holds no usable key (see KeySet.from_jwks rules)")
+        else:
+            url = Environment.parse(environment).jwks_url if environment is not None else jwks_url
+            assert url is not None
+            self._cache = JWKSCache(
+                url,
+                session=session,
+                timeout=timeout,
+                min_ttl=min_ttl,
+                max_ttl=max_ttl,
+                default_ttl=default_ttl,
+                max_stale=max_stale,
+                cooldown=cooldown,
+                refetch_budget=refetch_budget,
+                negative_ttl=negative_ttl,
+                refresh_ahead=refresh_ahead,
+                on_event=on_event,
+                initial_state=initial_state,
+                clock=clock,
+            )
+
+    def __repr__(self) -> str:
+        source = self._cache.url if self._cache is not None else "pinned keys"
+        return f"ParaVerifier(api_key_id={self._audience!r}, keys={source!r})"
+
+    @property
+    def api_key_id(self) -> str:
+        return self._audience
+
+    @property
+    def jwks(self) -> JWKSCache | None:
+        """The key cache (``None`` with pinned keys)."""
+        return self._cache
+
+    async def __aenter__(self) -> ParaVerifier:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._cache is not None:
+            await self._cache.close()
+
+    async def verify(self, token: str | bytes) -> ParaClaims:
+        """Verify a Para JWT and return its typed claims, or raise ``ParaJWTError``."""
+        now = self._clock()
+        claims = self._cached_claims(token, now)
+        if claims is not None:
+            return claims
+
+        jws = parse_compact(token, max_size=self._max_token_size, algorithms=self._algorithms)
+        audience = self._check_registered_claims(jws.payload, now)
+
+        kid: str = jws.header["kid"]
+        if self._pinned is not None:
+            key = self._pinned.key(kid)
+        else:
+            assert self._cache is not None
+            key = self._cache.peek(kid) or await self._cache.get_key(kid)
+
+        algorithm = ALGORITHMS[jws.header["alg"]]
+        if algorithm.name not in key.algorithms:
+            raise UnsupportedAlgorithmError(
+                f"the key named by 'kid' is not for {algorithm.name} "
+                f"(it is a {key.kty}{' ' + key.curve if key.curve else ''} key)"
+            )
+        if not key.verify(algorithm, jws.signing_input, jws.signature):
+            raise InvalidSignatureError("the signature does not verify")
+
+        claims = ParaClaims.from_payload(jws.payload, audience=audience, key_id=kid)
+        if self._token_cache is not None:
+            self._token_cache[token] = (claims, key)
+        return claims
+
+    def _cached_claims(self, token: str | bytes, now: float) -> ParaClaims | None:
+        if self._token_cache is None:
+            return None
+        entry = self._token_cache.get(token)
+        if entry is None:
+            return None
+        claims, key = entry
+        # A hit is only as good as the key that verified it: when the key left
+        # the set (revocation) or the set is not fresh, verify from scratch.
+        current = (
+            self._pinned.keys.get(key.kid)
+            if self._pinned is not None
+            else self._cache.peek(key.kid)  # type: ignore[union-attr]
+        )
+        if current is not key:
+            del self._token_cache[token]
+            return None
+        self._check_times(claims.payload, now)
+        return claims
+
+    def _check_registered_claims(self, payload: Mapping[str, Any], now: float) -> str:
+        """Check aud, exp, nbf, iat (RFC 7519 §4.1); return the audience that matched."""
+        audience = self._matching_audience(payload.get("aud"))
+        self._check_times(payload, now)
+        subject = payload.get("sub")
+        if subject is not None and type(subject) is not str:
+            raise InvalidClaimsError("'sub' must be a string")
+        return audience
+
+    def _matching_audience(self, aud: Any) -> str:
+        # A UUID compares case-insensitively; anything else never matches.
+        if type(aud) is str:
+            if aud.lower() == self._audience:
+                return aud
+        elif type(aud) is list:
+            for item in aud:
+                if type(item) is str and item.lower() == self._audience:
+                    return item
+        elif aud is None:
+            raise InvalidAudienceError("the token has no 'aud' claim")
+        raise InvalidAudienceError("the token was issued for another application ('aud')")
+
+    def _check_times(self, payload: Mapping[str, Any], now: float) -> None:
+        exp = _timestamp(payload, "exp")
+        if exp is None:
+            raise InvalidClaimsError("the token has no 'exp' claim")
+        if now >= exp + self._leeway:
+            raise TokenExpiredError("the token has expired")
+        nbf = _timestamp(payload, "nbf")
+        if nbf is not None and nbf > now + self._leeway:
+            raise TokenNotYetValidError("the token is not valid yet ('nbf')")
+        iat = _timestamp(payload, "iat")
+        if iat is not None and iat > now + self._leeway:
+            raise TokenNotYetValidError("the token was issued in the future ('iat')")
+
+    async def refresh(self) -> None:
+        """Fetch Para's keys now, e.g. at startup so the first request does not wait."""
+        if self._cache is not None:
+            await self._cache.refresh()
+
+    def health(self) -> JWKSHealth | None:
+        """The key cache's health snapshot (``None`` with pinned keys)."""
+        return self._cache.health() if self._cache is not None else None
+
+
+def _timestamp(payload: Mapping[str, Any], name: str) -> float | None:
+    value = payload.get(name)
+    if value is None:
+        return None
+    # bool is an int in Python; NaN and infinities compare in surprising ways.
+    if (
+        type(value) not in (int, float)
+        or not math.isfinite(value)
+        or not 0 <= value <= _MAX_TIMESTAMP
+    ):
+        raise InvalidClaimsError(f"'{name}' must be a NumericDate (seconds since the epoch)")
+    return float(value)
+
+
+def _check_api_key_id(api_key_id: Any) -> str:
+    if not isinstance(api_key_id, str) or not api_key_id.strip():
+        raise ConfigurationError(
+            "api_key_id is required: your API key's ID, a UUID shown in Para's developer "
+            "portal. Tokens carry it as 'aud'."
+        )
+    if _API_KEY_SHAPE.match(api_key_id):
+        raise ConfigurationError(
+            "api_key_id looks like an API key, not its ID: pass the API key's ID (a UUID "
+            "such as 8c67b747-...) from Para's developer portal. Never put a secret key here."
+        )
+    try:
+        parsed = uuid.UUID(api_key_id)
+    except ValueError:
+        raise ConfigurationError(
+            "api_key_id must be your API key's ID, a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) "
+            "from Para's developer portal"
+        ) from None
+    if str(parsed) != api_key_id.lower():
+        raise ConfigurationError("api_key_id must be a UUID in its usual 8-4-4-4-12 form")
+    return api_key_id.lower()
