@@ -342,6 +342,8 @@ class JWKSHealth:
     last_error: str | None
     last_error_at: datetime | None
     consecutive_failures: int
+    #: A fetch is in flight (in the background or awaited by requests).
+    refreshing: bool
 
     @property
     def ready(self) -> bool:
@@ -365,6 +367,7 @@ class JWKSHealth:
             "last_error": self.last_error,
             "last_error_at": _iso(self.last_error_at),
             "consecutive_failures": self.consecutive_failures,
+            "refreshing": self.refreshing,
         }
 
 
@@ -539,9 +542,11 @@ class JWKSCache:
             return keyset
         stale_usable = keyset is not None and now < self._expires_at + self._max_stale
         if keyset is not None and stale_usable:
-            # A refresh in flight or a recent failure: serve the last good set now
-            # rather than make the request wait on Para.
-            if self._inflight is not None or now < self._next_attempt_at:
+            # Once a refresh is in flight or has failed, requests stop waiting on
+            # Para: they get the last good set while retries go on in the background.
+            if self._inflight is not None or self._failures:
+                if self._inflight is None and now >= self._next_attempt_at:
+                    self._start_fetch()
                 return self._serve_stale(keyset)
             try:
                 return await self._fetch()
@@ -763,6 +768,7 @@ class JWKSCache:
             last_error=self._last_error,
             last_error_at=_when(self._last_error_at),
             consecutive_failures=self._failures,
+            refreshing=self._inflight is not None,
         )
 
     def export_state(self) -> dict[str, Any] | None:
