@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .api import ParaAPI, SessionInfo
 from .environments import Environment
 from .errors import (
     ConfigurationError,
@@ -40,11 +41,13 @@ __all__ = [
     "JWKSError",
     "JWKSUnavailableError",
     "MalformedTokenError",
+    "ParaAPI",
     "ParaAPIError",
     "ParaAuthenticationError",
     "ParaJWTError",
     "ParaUnavailableError",
     "SessionExpiredError",
+    "SessionInfo",
     "TokenExpiredError",
     "TokenNotYetValidError",
     "UnknownKeyError",
