@@ -173,8 +173,8 @@ class ParaAPI:
                 Default ``None``: one is created on the first call, with no
                 cookie jar, and closed by ``close()``.
             timeout: Seconds allowed for one attempt, from connecting to reading
-                the whole answer. Default 10: Para normally answers these small
-                calls well under a second, so 10 s only fires when something is
+                the whole answer. Default 10: these are small calls that should
+                take well under a second, so 10 s only fires when something is
                 wrong, and it bounds how long a caller's own request can hang.
             retries: Extra attempts after a 502, 503 or 504 answer or a failed or
                 dropped connection. Default 2: enough to ride out a rolling

@@ -653,7 +653,7 @@ HYGIENE_SCENARIOS = [
     pytest.param([Reply(status=503, body=TOKEN.encode())] * 3, id="503-exhausted"),
     pytest.param([Reply(drop=True)] * 3, id="dropped"),
     pytest.param([Reply(raw=b"HTTP/1.1 banana\r\n\r\n")], id="not-http"),
-    pytest.param([Reply(delay=0.5)], id="timeout"),
+    pytest.param([Reply(delay=5)], id="timeout"),  # cancelled when the client gives up
     pytest.param([Reply(status=302, headers={"location": f"/x?t={TOKEN}"})], id="redirect"),
     pytest.param([Reply(body=b"\xff" + TOKEN.encode())], id="200-not-utf8"),
     pytest.param([Reply(body=b"{" + TOKEN.encode())], id="200-not-json"),
@@ -670,7 +670,7 @@ async def test_no_error_or_log_shows_the_key_or_the_token(
     caplog.set_level(logging.DEBUG)
     para.script(*replies)
     async with ParaAPI(
-        SECRET_KEY, base_url=para.base_url, timeout=0.2, backoff=0, max_response_size=10_000
+        SECRET_KEY, base_url=para.base_url, timeout=0.5, backoff=0, max_response_size=10_000
     ) as client:
         with pytest.raises(ParaAPIError) as info:
             await client.verify_session(TOKEN)
