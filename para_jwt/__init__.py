@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .api import ParaAPI, SessionInfo
 from .claims import AuthType, OAuthMethod, ParaClaims, Wallet, WalletType
 from .environments import Environment
 from .errors import (
@@ -49,6 +50,7 @@ __all__ = [
     "KeySet",
     "MalformedTokenError",
     "OAuthMethod",
+    "ParaAPI",
     "ParaAPIError",
     "ParaAuthenticationError",
     "ParaClaims",
@@ -56,6 +58,7 @@ __all__ = [
     "ParaUnavailableError",
     "ParaVerifier",
     "SessionExpiredError",
+    "SessionInfo",
     "SkippedKey",
     "TokenExpiredError",
     "TokenNotYetValidError",

@@ -1,0 +1,713 @@
+"""ParaAPI against a scriptable fake of Para's verification endpoints on 127.0.0.1.
+
+The fake answers each request with the next scripted ``Reply`` and records what it
+received, so every test can assert both the exact request Para would see and how
+ParaAPI maps the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import traceback
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+import para_jwt.api
+from para_jwt import (
+    ConfigurationError,
+    Environment,
+    InvalidVerificationTokenError,
+    ParaAPI,
+    ParaAPIError,
+    ParaAuthenticationError,
+    ParaUnavailableError,
+    SessionExpiredError,
+    SessionInfo,
+    WalletNotFoundError,
+)
+from para_jwt.claims import AuthType, OAuthMethod
+
+SECRET_KEY = "beta_SECRETKEY5f0c8e1d2a3b4c5d6e7f8091"
+TOKEN = "vtok-TOKENVALUE-7c1e9a3b5d2f4e6a8b0c"
+# A JWT-shaped string: what para.issueJwt() returns, wrongly passed as a verification token.
+JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJlLWJ5dGVz"
+ADDRESS = "0x1F9090aaE28b8a3dCeaDf281B0F12828e676c326"
+SESSION_OK = {"authType": "email", "identifier": "alice@example.com"}
+WALLET_OK = {"walletId": "0b6f6c4e-2f41-4b8e-9c1a-4f5f4f0f3a11"}
+
+
+# --- the fake Para ------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One scripted answer."""
+
+    status: int = 200
+    payload: Any = None  # sent as JSON unless `body` is given
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to wait before answering
+    drop: bool = False  # close the connection without answering
+    truncate: bool = False  # announce more bytes than sent, then close the connection
+    raw: bytes | None = None  # write these bytes instead of an HTTP answer, then close
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class FakePara:
+    def __init__(self) -> None:
+        self.replies: deque[Reply] = deque()
+        self.requests: list[Seen] = []
+        self.base_url = ""
+
+    def script(self, *replies: Reply) -> None:
+        self.replies.extend(replies)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(
+            Seen(request.method, request.path, request.headers, await request.read())
+        )
+        # An unscripted request gets a status ParaAPI maps to nothing special, and
+        # the tests' request counts catch it.
+        reply = self.replies.popleft() if self.replies else Reply(status=418)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        assert request.transport is not None
+        if reply.drop or reply.raw is not None:
+            if reply.raw is not None:
+                request.transport.write(reply.raw)
+            request.transport.close()
+            return web.Response()
+        body = reply.body if reply.body is not None else json.dumps(reply.payload).encode()
+        headers = {"content-type": "application/json", **reply.headers}
+        if reply.truncate:
+            headers["content-length"] = str(len(body) + 100)
+            response = web.StreamResponse(status=reply.status, headers=headers)
+            await response.prepare(request)
+            await response.write(body)
+            request.transport.close()
+            return response
+        return web.Response(status=reply.status, body=body, headers=headers)
+
+
+@pytest.fixture
+async def para(aiohttp_server: Any) -> AsyncIterator[FakePara]:
+    fake = FakePara()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    server = await aiohttp_server(app)  # 127.0.0.1, and cancels handlers on disconnect
+    fake.base_url = str(server.make_url("/"))
+    yield fake
+    assert not fake.replies, "the test scripted replies that were never requested"
+
+
+@pytest.fixture
+async def api(para: FakePara) -> AsyncIterator[ParaAPI]:
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url, backoff=0) as client:
+        yield client
+
+
+def everything_shown(error: BaseException) -> str:
+    """Every text an error could leak through: str, repr, attributes and traceback
+    of it and of each exception chained to it (even a suppressed context)."""
+    texts = ["".join(traceback.format_exception(error))]
+    current: BaseException | None = error
+    while current is not None:
+        texts += [str(current), repr(current), repr(getattr(current, "__dict__", {}))]
+        current = current.__cause__ or current.__context__
+    return "\n".join(texts)
+
+
+# --- the documented successes -------------------------------------------------------
+
+
+async def test_verify_session_sends_exactly_the_documented_request(
+    para: FakePara, api: ParaAPI
+) -> None:
+    para.script(Reply(payload={**SESSION_OK, "oAuthMethod": "google"}))
+
+    info = await api.verify_session(TOKEN)
+
+    assert info == SessionInfo(AuthType.EMAIL, "alice@example.com", OAuthMethod.GOOGLE, raw={})
+    assert info.raw == {**SESSION_OK, "oAuthMethod": "google"}
+    [seen] = para.requests
+    assert (seen.method, seen.path) == ("POST", "/sessions/verify")
+    assert seen.headers["x-external-api-key"] == SECRET_KEY
+    assert seen.headers["content-type"] == "application/json"
+    assert seen.json() == {"verificationToken": TOKEN}
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, None),
+        ({"oAuthMethod": None}, None),
+        ({"oAuthMethod": ""}, None),
+        ({"oAuthMethod": "DISCORD"}, OAuthMethod.DISCORD),
+        ({"oAuthMethod": "apple"}, OAuthMethod.APPLE),
+    ],
+)
+async def test_verify_session_oauth_method_is_optional_and_case_insensitive(
+    para: FakePara, api: ParaAPI, extra: dict[str, Any], expected: OAuthMethod | None
+) -> None:
+    para.script(Reply(payload={**SESSION_OK, **extra}))
+    info = await api.verify_session(TOKEN)
+    assert info.oauth_method is expected
+
+
+async def test_verify_session_keeps_unknown_values_and_fields(
+    para: FakePara, api: ParaAPI
+) -> None:
+    payload = {"authType": "passkey", "identifier": "u-1", "oAuthMethod": "twitch", "new": [1]}
+    para.script(Reply(payload=payload))
+
+    info = await api.verify_session(TOKEN)
+
+    assert info.auth_type == "passkey"
+    assert not info.auth_type.is_known
+    assert info.oauth_method == "twitch"
+    assert info.oauth_method is not None
+    assert not info.oauth_method.is_known
+    assert info.raw == payload
+    with pytest.raises(TypeError):
+        info.raw["new"] = 2  # type: ignore[index]
+
+
+async def test_verify_wallet_sends_the_address_unchanged(para: FakePara, api: ParaAPI) -> None:
+    para.script(Reply(payload=WALLET_OK))
+
+    assert await api.verify_wallet(ADDRESS) == WALLET_OK["walletId"]
+
+    [seen] = para.requests
+    assert (seen.method, seen.path) == ("POST", "/wallets/verify")
+    assert seen.headers["x-external-api-key"] == SECRET_KEY
+    assert seen.headers["content-type"] == "application/json"
+    assert seen.json() == {"address": ADDRESS}  # mixed case kept: no normalisation
+
+
+async def test_base_url_with_a_path_prefix(para: FakePara) -> None:
+    para.script(Reply(payload=WALLET_OK))
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url + "para/v1") as client:
+        assert client.base_url == para.base_url + "para/v1/"
+        await client.verify_wallet(ADDRESS)
+    assert para.requests[0].path == "/para/v1/wallets/verify"
+
+
+# --- 200 with anything but the documented shape --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(body=b"<html>maintenance</html>"),
+        Reply(body=b""),
+        Reply(body=b"\xff\xfe\x00garbage"),
+        Reply(body=b"[" * 20_000 + b"]" * 20_000),  # deeper than the JSON parser goes
+        Reply(payload=None),
+        Reply(payload=[SESSION_OK]),
+        Reply(payload="email"),
+        Reply(payload={}),
+        Reply(payload={"authType": "email"}),
+        Reply(payload={"identifier": "alice@example.com"}),
+        Reply(payload={"authType": "", "identifier": "alice@example.com"}),
+        Reply(payload={"authType": "email", "identifier": ""}),
+        Reply(payload={"authType": 1, "identifier": "alice@example.com"}),
+        Reply(payload={"authType": "email", "identifier": ["alice@example.com"]}),
+        Reply(payload={**SESSION_OK, "oAuthMethod": 3}),
+        Reply(payload={**SESSION_OK, "oAuthMethod": {"name": "google"}}),
+    ],
+)
+async def test_verify_session_malformed_success_is_an_api_error(
+    para: FakePara, api: ParaAPI, reply: Reply
+) -> None:
+    para.script(reply)
+    with pytest.raises(ParaAPIError) as info:
+        await api.verify_session(TOKEN)
+    assert type(info.value) is ParaAPIError
+    assert info.value.status == 200
+    assert "/sessions/verify" in str(info.value)
+    assert len(para.requests) == 1  # a wrong answer is not retried
+
+
+@pytest.mark.parametrize(
+    "payload", [{}, {"walletId": None}, {"walletId": 42}, {"walletId": ""}, ["w"], "w"]
+)
+async def test_verify_wallet_malformed_success_is_an_api_error(
+    para: FakePara, api: ParaAPI, payload: Any
+) -> None:
+    para.script(Reply(payload=payload))
+    with pytest.raises(ParaAPIError) as info:
+        await api.verify_wallet(ADDRESS)
+    assert type(info.value) is ParaAPIError
+    assert info.value.status == 200
+    assert "/wallets/verify" in str(info.value)
+
+
+async def test_response_size_is_capped(para: FakePara) -> None:
+    body = json.dumps(SESSION_OK).encode()
+    at_cap = body + b" " * (200 - len(body))
+    para.script(Reply(body=at_cap), Reply(body=at_cap + b" "), Reply(body=b" " * 5_000_000))
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url, max_response_size=200) as client:
+        assert (await client.verify_session(TOKEN)).identifier == "alice@example.com"
+        for _ in range(2):
+            with pytest.raises(ParaAPIError, match="over 200 bytes") as info:
+                await client.verify_session(TOKEN)
+            assert type(info.value) is ParaAPIError
+            assert info.value.status == 200
+    assert len(para.requests) == 3
+
+
+# --- error statuses -------------------------------------------------------------------
+
+
+VerifyCall = Callable[[ParaAPI], Awaitable[object]]
+
+
+def sessions(client: ParaAPI) -> Awaitable[object]:
+    return client.verify_session(TOKEN)
+
+
+def wallets(client: ParaAPI) -> Awaitable[object]:
+    return client.verify_wallet(ADDRESS)
+
+
+@pytest.mark.parametrize(
+    ("call", "status", "expected"),
+    [
+        (sessions, 401, ParaAuthenticationError),
+        (wallets, 401, ParaAuthenticationError),
+        (sessions, 403, SessionExpiredError),
+        (wallets, 403, ParaAPIError),  # documented for sessions only
+        (wallets, 404, WalletNotFoundError),
+        (sessions, 404, ParaAPIError),  # documented for wallets only
+        (sessions, 400, ParaAPIError),
+        (wallets, 400, ParaAPIError),
+        (sessions, 429, ParaAPIError),
+        (sessions, 204, ParaAPIError),
+        (sessions, 500, ParaUnavailableError),
+        (wallets, 500, ParaUnavailableError),
+        (sessions, 501, ParaUnavailableError),
+    ],
+)
+async def test_status_maps_to_one_exception_without_retry(
+    para: FakePara, api: ParaAPI, call: VerifyCall, status: int, expected: type[ParaAPIError]
+) -> None:
+    para.script(Reply(status=status, payload={"error": "whatever"}))
+    with pytest.raises(ParaAPIError) as info:
+        await call(api)
+    assert type(info.value) is expected
+    assert info.value.status == status
+    assert f"HTTP {status}" in str(info.value)
+    assert para.requests[0].path in str(info.value)
+    assert len(para.requests) == 1
+    assert "whatever" not in str(info.value)  # Para's body is never echoed
+
+
+async def test_401_says_to_check_the_secret_key(para: FakePara, api: ParaAPI) -> None:
+    para.script(Reply(status=401))
+    with pytest.raises(
+        ParaAuthenticationError,
+        match=r"Para refused the secret API key.*check it is the secret key of this environment",
+    ):
+        await api.verify_session(TOKEN)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+async def test_redirects_are_not_followed(para: FakePara, api: ParaAPI, status: int) -> None:
+    para.script(Reply(status=status, headers={"location": para.base_url + "elsewhere"}))
+    with pytest.raises(ParaAPIError, match="redirect") as info:
+        await api.verify_wallet(ADDRESS)
+    assert type(info.value) is ParaAPIError
+    assert info.value.status == status
+    assert [seen.path for seen in para.requests] == ["/wallets/verify"]
+
+
+# --- retries ----------------------------------------------------------------------------
+
+
+async def test_gateway_errors_are_retried_until_success(para: FakePara, api: ParaAPI) -> None:
+    para.script(Reply(status=502), Reply(status=503), Reply(payload=SESSION_OK))
+
+    assert (await api.verify_session(TOKEN)).auth_type is AuthType.EMAIL
+
+    assert len(para.requests) == 3
+    assert all(seen.json() == {"verificationToken": TOKEN} for seen in para.requests)
+    assert all(seen.headers["x-external-api-key"] == SECRET_KEY for seen in para.requests)
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+@pytest.mark.parametrize("retries", [0, 1, 3])
+async def test_gateway_errors_exhaust_the_retries(
+    para: FakePara, status: int, retries: int
+) -> None:
+    para.script(*[Reply(status=status)] * (retries + 1))
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url, retries=retries, backoff=0) as client:
+        with pytest.raises(ParaUnavailableError) as info:
+            await client.verify_wallet(ADDRESS)
+    assert info.value.status == status
+    assert f"tried {retries + 1} time(s)" in str(info.value)
+    assert len(para.requests) == retries + 1
+
+
+async def test_backoff_doubles_before_each_retry(
+    para: FakePara, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(para_jwt.api, "_sleep", record)
+    para.script(*[Reply(status=503)] * 4)
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url, retries=3, backoff=0.25) as client:
+        with pytest.raises(ParaUnavailableError):
+            await client.verify_session(TOKEN)
+    assert slept == [0.25, 0.5, 1.0]
+
+
+async def test_dropped_connection_is_retried(para: FakePara, api: ParaAPI) -> None:
+    para.script(Reply(drop=True), Reply(truncate=True, payload=WALLET_OK), Reply(payload=WALLET_OK))
+    assert await api.verify_wallet(ADDRESS) == WALLET_OK["walletId"]
+    assert len(para.requests) == 3
+
+
+async def test_dropped_connections_exhaust_the_retries(para: FakePara, api: ParaAPI) -> None:
+    para.script(*[Reply(drop=True)] * 3)
+    with pytest.raises(ParaUnavailableError, match="could not be reached") as info:
+        await api.verify_session(TOKEN)
+    assert info.value.status is None
+    assert isinstance(info.value.__cause__, aiohttp.ServerDisconnectedError)
+    assert len(para.requests) == 3
+
+
+async def test_refused_connection_is_retried_then_unavailable() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with ParaAPI(SECRET_KEY, base_url=f"http://127.0.0.1:{port}", backoff=0) as client:
+        with pytest.raises(ParaUnavailableError, match=r"not be reached.*tried 3 time") as info:
+            await client.verify_wallet(ADDRESS)
+    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+
+
+async def test_timeout_is_unavailable_without_retry(para: FakePara) -> None:
+    para.script(Reply(delay=0.5, payload=SESSION_OK))
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url, timeout=0.05, backoff=0) as client:
+        with pytest.raises(ParaUnavailableError, match=r"did not answer within 0\.05 s") as info:
+            await client.verify_session(TOKEN)
+    assert info.value.status is None
+    assert len(para.requests) == 1
+
+
+async def test_an_answer_that_is_not_http_is_unavailable(para: FakePara, api: ParaAPI) -> None:
+    para.script(Reply(raw=b"HTTP/1.1 banana\r\n\r\n"))
+    with pytest.raises(ParaUnavailableError, match="not valid HTTP") as info:
+        await api.verify_session(TOKEN)
+    assert len(para.requests) == 1
+    # aiohttp's exception for this carries our request headers: it must not be chained.
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+
+
+# --- refused locally, before any request ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    [JWT, f"  {JWT}\n", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0."],
+)
+async def test_a_jwt_is_refused_as_verification_token(
+    para: FakePara, api: ParaAPI, token: str
+) -> None:
+    with pytest.raises(InvalidVerificationTokenError) as info:
+        await api.verify_session(token)
+    message = str(info.value)
+    assert "getVerificationToken()" in message
+    assert "issueJwt()" in message
+    assert token.strip() not in everything_shown(info.value)
+    assert para.requests == []
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("", "empty"),
+        ("   \n", "empty"),
+        (None, "must be a string"),
+        (b"vtok", "must be a string"),
+        ("x" * 2049, "longer than 2048"),
+    ],
+)
+async def test_impossible_verification_tokens_are_refused(
+    para: FakePara, api: ParaAPI, token: Any, message: str
+) -> None:
+    with pytest.raises(InvalidVerificationTokenError, match=message):
+        await api.verify_session(token)
+    assert para.requests == []
+
+
+async def test_longest_accepted_verification_token(para: FakePara, api: ParaAPI) -> None:
+    para.script(Reply(payload=SESSION_OK))
+    await api.verify_session("x" * 2048)
+    assert para.requests[0].json() == {"verificationToken": "x" * 2048}
+
+
+@pytest.mark.parametrize(
+    ("address", "error"), [("", ValueError), ("0x" + "a" * 255, ValueError), (None, TypeError)]
+)
+async def test_impossible_addresses_are_refused(
+    para: FakePara, api: ParaAPI, address: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="address"):
+        await api.verify_wallet(address)
+    assert para.requests == []
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "environment", "expected"),
+    [
+        ("prod_abc123", None, Environment.PROD),
+        ("beta_abc123", None, Environment.BETA),
+        ("sandbox_abc123", "sandbox", Environment.SANDBOX),
+        ("beta_abc123", Environment.BETA, Environment.BETA),
+        ("sk_abc123", "prod", Environment.PROD),  # no prefix: the explicit value decides
+        ("abc123", "beta", Environment.BETA),
+    ],
+)
+def test_environment_comes_from_the_argument_or_the_key(
+    key: str, environment: Environment | str | None, expected: Environment
+) -> None:
+    client = ParaAPI(key, environment=environment)
+    assert client.environment is expected
+    assert client.base_url == expected.api_base
+
+
+def test_base_url_makes_the_environment_optional() -> None:
+    client = ParaAPI("sk_abc123", base_url="https://para-proxy.internal/")
+    assert client.environment is None
+    assert client.base_url == "https://para-proxy.internal/"
+
+
+def test_conflicting_environment_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"'prod' conflicts.*'beta'") as info:
+        ParaAPI(SECRET_KEY, environment="prod")
+    assert SECRET_KEY.partition("_")[2] not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["sk_SECRETKEY123", "SECRETKEY123", "dev_SECRETKEY123"])
+def test_undecidable_environment_says_what_to_pass(key: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"pass environment=.*or base_url=") as info:
+        ParaAPI(key)
+    assert "SECRETKEY123" not in str(info.value)
+
+
+def test_unknown_environment_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="unknown Para environment"):
+        ParaAPI(SECRET_KEY, environment="staging")
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("http://api.getpara.com/", "non-loopback"),
+        ("http://10.1.2.3:8080/", "non-loopback"),
+        ("ftp://127.0.0.1/", "https://"),
+        ("https://user:pw@proxy.internal/", "credentials"),
+        ("https://proxy.internal/?env=prod", "query"),
+        ("https://proxy.internal/#x", "fragment"),
+        ("http://127.0.0.1:99999/", "port"),
+        ("https://proxy.internal:0/", "port"),
+        ("", "non-empty"),
+    ],
+)
+def test_unsafe_base_url_is_refused(base_url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ParaAPI(SECRET_KEY, base_url=base_url)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        None,
+        12345,
+        "beta_SECRET KEY",
+        "beta_SECRETKEY\n",
+        "\tbeta_SECRETKEY",
+        "beta_SECRETKEY\x00",
+        "beta_SECRETKEYé",
+    ],
+)
+def test_invalid_secret_key_is_refused_without_echo(key: Any) -> None:
+    with pytest.raises(ConfigurationError, match="secret_api_key") as info:
+        ParaAPI(key, environment="beta")
+    assert "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("timeout", 0, "timeout must be a finite number of seconds > 0, got 0"),
+        ("timeout", -1.0, "> 0, got -1.0"),
+        ("timeout", float("nan"), "got nan"),
+        ("timeout", float("inf"), "got inf"),
+        ("timeout", "10", "got str"),
+        ("timeout", True, "got bool"),
+        ("retries", -1, "retries must be an integer >= 0, got -1"),
+        ("retries", 1.5, "got 1.5"),
+        ("retries", None, "got NoneType"),
+        ("backoff", -0.5, "backoff must be a finite number of seconds >= 0, got -0.5"),
+        ("backoff", float("inf"), "got inf"),
+        ("max_response_size", 0, "max_response_size must be an integer >= 1, got 0"),
+        ("max_response_size", 1024.0, "got 1024.0"),
+    ],
+)
+def test_invalid_numbers_are_refused(option: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+        ParaAPI(SECRET_KEY, **{option: value})
+
+
+def test_zero_retries_and_zero_backoff_are_allowed() -> None:
+    ParaAPI(SECRET_KEY, retries=0, backoff=0)
+
+
+# --- session ownership ------------------------------------------------------------------
+
+
+async def test_borrowed_session_is_used_and_left_open(para: FakePara) -> None:
+    para.script(Reply(payload=WALLET_OK))
+    async with aiohttp.ClientSession() as borrowed:
+        async with ParaAPI(SECRET_KEY, base_url=para.base_url, session=borrowed) as client:
+            await client.verify_wallet(ADDRESS)
+        assert not borrowed.closed
+        async with borrowed.get(para.base_url + "still-usable") as response:
+            assert response.status == 418
+    assert len(para.requests) == 2
+
+
+async def test_borrowed_session_raise_for_status_does_not_apply(para: FakePara) -> None:
+    para.script(Reply(status=404))
+    async with (
+        aiohttp.ClientSession(raise_for_status=True) as borrowed,
+        ParaAPI(SECRET_KEY, base_url=para.base_url, session=borrowed) as client,
+    ):
+        with pytest.raises(WalletNotFoundError):
+            await client.verify_wallet(ADDRESS)
+
+
+async def test_owned_session_is_created_lazily_and_closed(para: FakePara) -> None:
+    para.script(Reply(payload=WALLET_OK))
+    client = ParaAPI(SECRET_KEY, base_url=para.base_url)
+    assert client._session is None
+    await client.verify_wallet(ADDRESS)
+    owned = client._session
+    assert owned is not None
+    assert not owned.closed
+
+    await client.close()
+
+    assert owned.closed
+    await client.close()  # a second close does nothing
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.verify_wallet(ADDRESS)
+    assert len(para.requests) == 1
+
+
+# --- secret hygiene ---------------------------------------------------------------------
+
+
+def test_repr_shows_where_but_not_the_key() -> None:
+    client = ParaAPI(SECRET_KEY)
+    assert repr(client) == "<ParaAPI base_url='https://api.beta.getpara.com/' environment='BETA'>"
+    assert SECRET_KEY.partition("_")[2] not in repr(client) + str(client)
+
+
+HYGIENE_SCENARIOS = [
+    pytest.param([Reply(status=401, payload={"echo": TOKEN, "key": SECRET_KEY})], id="401"),
+    pytest.param([Reply(status=403, payload={"echo": TOKEN})], id="403"),
+    pytest.param([Reply(status=400, body=TOKEN.encode())], id="400"),
+    pytest.param([Reply(status=500, body=TOKEN.encode())], id="500"),
+    pytest.param([Reply(status=503, body=TOKEN.encode())] * 3, id="503-exhausted"),
+    pytest.param([Reply(drop=True)] * 3, id="dropped"),
+    pytest.param([Reply(raw=b"HTTP/1.1 banana\r\n\r\n")], id="not-http"),
+    pytest.param([Reply(delay=5)], id="timeout"),  # cancelled when the client gives up
+    pytest.param([Reply(status=302, headers={"location": f"/x?t={TOKEN}"})], id="redirect"),
+    pytest.param([Reply(body=b"\xff" + TOKEN.encode())], id="200-not-utf8"),
+    pytest.param([Reply(body=b"{" + TOKEN.encode())], id="200-not-json"),
+    pytest.param([Reply(payload=[TOKEN, SECRET_KEY])], id="200-not-object"),
+    pytest.param([Reply(payload={"authType": TOKEN})], id="200-missing-field"),
+    pytest.param([Reply(body=TOKEN.encode() * 5000)], id="200-oversized"),
+]
+
+
+@pytest.mark.parametrize("replies", HYGIENE_SCENARIOS)
+async def test_no_error_or_log_shows_the_key_or_the_token(
+    para: FakePara, caplog: pytest.LogCaptureFixture, replies: list[Reply]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    para.script(*replies)
+    async with ParaAPI(
+        SECRET_KEY, base_url=para.base_url, timeout=0.5, backoff=0, max_response_size=10_000
+    ) as client:
+        with pytest.raises(ParaAPIError) as info:
+            await client.verify_session(TOKEN)
+        shown = everything_shown(info.value) + repr(client) + caplog.text
+    assert SECRET_KEY not in shown
+    assert TOKEN not in shown
+    assert "/sessions/verify" in str(info.value)
+    # The debug log tells what happened, one record per attempt.
+    records = [r for r in caplog.records if r.name == "para_jwt.api"]
+    assert len(records) == len(replies)
+    assert all(r.levelno == logging.DEBUG for r in records)
+    assert all("/sessions/verify" in r.getMessage() for r in records)
+
+
+async def test_session_info_repr_leaves_out_the_raw_answer(para: FakePara, api: ParaAPI) -> None:
+    para.script(Reply(payload={**SESSION_OK, "echo": TOKEN}))
+    info = await api.verify_session(TOKEN)
+    assert TOKEN not in repr(info)
+    assert "alice@example.com" in repr(info)
+
+
+async def test_debug_log_names_endpoint_status_duration_and_attempt(
+    para: FakePara, api: ParaAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="para_jwt.api")
+    para.script(Reply(status=503), Reply(drop=True), Reply(payload=SESSION_OK))
+
+    await api.verify_session(TOKEN)
+
+    messages = [r.getMessage() for r in caplog.records if r.name == "para_jwt.api"]
+    url = para.base_url + "sessions/verify"
+    assert len(messages) == 3
+    assert messages[0].startswith(f"POST {url}: HTTP 503 after ")
+    assert messages[0].endswith(" s (attempt 1 of 3)")
+    assert messages[1].startswith(f"POST {url}: ServerDisconnectedError after ")
+    assert messages[1].endswith("(attempt 2 of 3)")
+    assert messages[2].startswith(f"POST {url}: HTTP 200 after ")
+    assert messages[2].endswith("(attempt 3 of 3)")
+    assert TOKEN not in caplog.text
+    assert SECRET_KEY not in caplog.text
