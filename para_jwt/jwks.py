@@ -524,10 +524,19 @@ class JWKSCache:
         key = keyset.keys.get(kid)
         if key is not None:
             return key
-        if kid not in keyset.unusable and await self._refetch_allowed(kid):
-            keyset = await self._fetch()
-            if kid not in keyset.keys:
-                self._not_found[kid] = True
+        if kid not in keyset.unusable:
+            if await self._refetch_allowed(kid):
+                keyset = await self._fetch()
+                if kid not in keyset.keys:
+                    self._not_found[kid] = True
+            elif self._clock() >= self._expires_at:
+                # Serving a stale set through an outage: the kid may be a key Para
+                # rotated in since, so "unknown" would blame the user for our outage.
+                raise JWKSUnavailableError(
+                    "'kid' is not in the last key set fetched, and Para's key set "
+                    "cannot be refreshed right now",
+                    retry_after=max(self._next_attempt_at - self._clock(), 1.0),
+                )
         return keyset.key(kid)
 
     async def refresh(self) -> KeySet:
