@@ -529,3 +529,34 @@ async def test_an_unknown_kid_during_an_outage_is_unavailable_not_the_users_faul
         para.up()
         clock.advance(30)
         assert (await v.verify(para.issue_jwt())).key_id == para.current_kid
+
+
+async def test_rotation_drill_publish_then_sign_then_retire(
+    para: MockPara, clock: FakeClock
+) -> None:
+    """Para's safe rotation: publish the next key a cache lifetime ahead, switch
+    signing to it, retire the old one. No request ever needs an unknown-kid refetch."""
+    events: list[JWKSEvent] = []
+    old_kid = para.current_kid
+    async with verifier(
+        para, clock=clock, refresh_ahead=False, token_cache_size=0, on_event=events.append
+    ) as v:
+        old_token = para.issue_jwt(expires_in=7200)
+        await v.verify(old_token)
+        next_kid = para.publish_next()
+        clock.advance(600)  # one lifetime: every cache now holds both keys
+        await v.verify(old_token)
+        assert set(v.health().kids) == {old_kid, next_kid}  # type: ignore[union-attr]
+        para.rotate()
+        assert para.current_kid == next_kid
+        assert (await v.verify(para.issue_jwt())).key_id == next_kid
+        assert para.jwks_requests == 2  # the switch to the new key cost no refetch
+        para.retire(old_kid)
+        clock.advance(600)
+        with pytest.raises(UnknownKeyError):
+            await v.verify(old_token)
+        assert (await v.verify(para.issue_jwt())).key_id == next_kid
+    assert not [e for e in events if e.kind is JWKSEventKind.REFETCH_REFUSED]
+    # The refresh after retirement, plus one refetch for the retired kid (it might
+    # have been a new key), after which it sits in the negative cache.
+    assert para.jwks_requests == 4
