@@ -512,9 +512,12 @@ class JWKSCache:
 
         Starts a background refresh once the set is past its refresh point.
         """
-        if self._clock() >= self._expires_at:
-            return None
-        self._maybe_refresh_ahead()
+        # The verify hot path: one clock read and one comparison while fresh.
+        now = self._clock()
+        if now >= self._refresh_at:
+            if now >= self._expires_at:
+                return None
+            self._maybe_refresh_ahead(now)
         keyset = self._keyset
         return None if keyset is None else keyset.keys.get(kid)
 
@@ -547,7 +550,7 @@ class JWKSCache:
         now = self._clock()
         keyset = self._keyset
         if keyset is not None and now < self._expires_at:
-            self._maybe_refresh_ahead()
+            self._maybe_refresh_ahead(now)
             return keyset
         stale_usable = keyset is not None and now < self._expires_at + self._max_stale
         if keyset is not None and stale_usable:
@@ -596,12 +599,11 @@ class JWKSCache:
 
     # --- fetching ----------------------------------------------------------------------
 
-    def _maybe_refresh_ahead(self) -> None:
+    def _maybe_refresh_ahead(self, now: float) -> None:
         if (
-            self._refresh_ahead
+            now >= max(self._refresh_at, self._next_attempt_at)
             and self._inflight is None
             and not self._closed
-            and self._clock() >= max(self._refresh_at, self._next_attempt_at)
         ):
             self._start_fetch()
 
@@ -679,7 +681,12 @@ class JWKSCache:
     def _set_lifetime(self, lifetime: float, now: float) -> None:
         self._fetched_at = now
         self._expires_at = now + lifetime
-        self._refresh_at = now + lifetime * random.uniform(0.8, 0.9)  # noqa: S311 (jitter)
+        self._refresh_at = self._refresh_point(now, lifetime)
+
+    def _refresh_point(self, fetched_at: float, lifetime: float) -> float:
+        if not self._refresh_ahead:
+            return fetched_at + lifetime
+        return fetched_at + lifetime * random.uniform(0.8, 0.9)  # noqa: S311 (jitter, not crypto)
 
     def _succeeded(self, now: float) -> None:
         self._last_success = now
@@ -770,9 +777,7 @@ class JWKSCache:
             fetched_at=_when(self._fetched_at) if have else None,
             expires_at=_when(self._expires_at) if have else None,
             stale_until=_when(self._expires_at + self._max_stale) if have else None,
-            next_refresh=_when(self._refresh_at if self._refresh_ahead else self._expires_at)
-            if have
-            else None,
+            next_refresh=_when(self._refresh_at) if have else None,
             last_success=_when(self._last_success),
             last_error=self._last_error,
             last_error_at=_when(self._last_error_at),
@@ -813,7 +818,7 @@ class JWKSCache:
         self._keyset, self._document = keyset, state["jwks"]
         self._fetched_at = fetched_at
         self._expires_at = min(expires_at, fetched_at + self._max_ttl)
-        self._refresh_at = fetched_at + (self._expires_at - fetched_at) * 0.85
+        self._refresh_at = self._refresh_point(fetched_at, self._expires_at - fetched_at)
         self._etag = etag if isinstance(etag, str) else None
         self._last_modified = last_modified if isinstance(last_modified, str) else None
 
