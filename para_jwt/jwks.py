@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypedDict
 
 import aiohttp
 from cachetools import TTLCache
@@ -44,6 +44,7 @@ from .environments import check_endpoint_url
 from .errors import ConfigurationError, JWKSError, JWKSUnavailableError, UnknownKeyError
 
 __all__ = [
+    "CacheOptions",
     "JWKSCache",
     "JWKSEvent",
     "JWKSEventKind",
@@ -386,6 +387,23 @@ class _FetchError(Exception):
 
 
 _STATE_VERSION = 1
+
+
+class CacheOptions(TypedDict, total=False):
+    """The tuning options of ``JWKSCache``, as ``ParaVerifier`` passes them through."""
+
+    timeout: float
+    min_ttl: float
+    max_ttl: float
+    default_ttl: float
+    max_stale: float
+    cooldown: float
+    refetch_budget: int
+    negative_ttl: float
+    max_body_size: int
+    refresh_ahead: bool
+    on_event: Callable[[JWKSEvent], None] | None
+    initial_state: Mapping[str, Any] | None
 
 
 class JWKSCache:

@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import aiohttp
 from cachetools import LRUCache
@@ -37,7 +37,7 @@ from .errors import (
     TokenNotYetValidError,
     UnsupportedAlgorithmError,
 )
-from .jwks import JWKSCache, JWKSEvent, JWKSHealth, KeySet, VerificationKey
+from .jwks import CacheOptions, JWKSCache, JWKSHealth, KeySet, VerificationKey
 
 __all__ = ["ParaVerifier"]
 
@@ -79,18 +79,10 @@ class ParaVerifier:
         # Verified tokens remembered (LRU). A hit costs ~1 µs instead of a full
         # verification; 0 turns it off. Only tokens that verified get in.
         token_cache_size: int = 4096,
-        # Key-cache options, passed to JWKSCache (see there for defaults and why).
-        timeout: float = 5.0,
-        min_ttl: float = 60.0,
-        max_ttl: float = 86_400.0,
-        default_ttl: float = 600.0,
-        max_stale: float = 3_600.0,
-        cooldown: float = 30.0,
-        refetch_budget: int = 2,
-        negative_ttl: float = 30.0,
-        refresh_ahead: bool = True,
-        on_event: Callable[[JWKSEvent], None] | None = None,
-        initial_state: Mapping[str, Any] | None = None,
+        # Key-cache options (timeout, min_ttl, max_ttl, default_ttl, max_stale,
+        # cooldown, refetch_budget, negative_ttl, max_body_size, refresh_ahead,
+        # on_event, initial_state): see JWKSCache for each default and why.
+        **cache_options: Unpack[CacheOptions],
     ) -> None:
         self._audience = _check_api_key_id(api_key_id)
         self._algorithms = check_algorithms(algorithms)
@@ -109,6 +101,11 @@ class ParaVerifier:
             LRUCache(maxsize=token_cache_size) if token_cache_size else None
         )
 
+        if jwks is not None and cache_options:
+            raise ConfigurationError(
+                f"{', '.join(sorted(cache_options))}: key-cache options have no effect with "
+                "pinned jwks={...}"
+            )
         sources = [s for s in (environment, jwks_url, jwks) if s is not None]
         if len(sources) != 1:
             raise ConfigurationError(
@@ -127,22 +124,7 @@ class ParaVerifier:
         else:
             url = Environment.parse(environment).jwks_url if environment is not None else jwks_url
             assert url is not None
-            self._cache = JWKSCache(
-                url,
-                session=session,
-                timeout=timeout,
-                min_ttl=min_ttl,
-                max_ttl=max_ttl,
-                default_ttl=default_ttl,
-                max_stale=max_stale,
-                cooldown=cooldown,
-                refetch_budget=refetch_budget,
-                negative_ttl=negative_ttl,
-                refresh_ahead=refresh_ahead,
-                on_event=on_event,
-                initial_state=initial_state,
-                clock=clock,
-            )
+            self._cache = JWKSCache(url, session=session, clock=clock, **cache_options)
 
     def __repr__(self) -> str:
         source = self._cache.url if self._cache is not None else "pinned keys"

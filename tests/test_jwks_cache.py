@@ -560,3 +560,20 @@ async def test_rotation_drill_publish_then_sign_then_retire(
     # The refresh after retirement, plus one refetch for the retired kid (it might
     # have been a new key), after which it sits in the negative cache.
     assert para.jwks_requests == 4
+
+
+async def test_cache_options_are_passed_through_and_refused_with_pinned_keys(
+    para: MockPara, clock: FakeClock
+) -> None:
+    async with verifier(para, clock=clock, cooldown=5, refetch_budget=1) as v:
+        await v.verify(para.issue_jwt())
+        for _ in range(3):
+            with pytest.raises(UnknownKeyError):
+                await v.verify(para.issue_jwt(header={"kid": secrets.token_urlsafe(8)}))
+        assert para.jwks_requests == 2  # budget 1 per 5 s window
+        clock.advance(5)
+        with pytest.raises(UnknownKeyError):
+            await v.verify(para.issue_jwt(header={"kid": secrets.token_urlsafe(8)}))
+        assert para.jwks_requests == 3
+    with pytest.raises(ConfigurationError, match="cooldown: key-cache options have no effect"):
+        ParaVerifier(para.api_key_id, jwks=para.jwks(), cooldown=5)
