@@ -9,6 +9,7 @@ from .environments import Environment
 from .errors import (
     ConfigurationError,
     InsufficientScopeError,
+    InvalidAddressError,
     InvalidAudienceError,
     InvalidClaimsError,
     InvalidSignatureError,
@@ -36,6 +37,7 @@ __all__ = [
     "ConfigurationError",
     "Environment",
     "InsufficientScopeError",
+    "InvalidAddressError",
     "InvalidAudienceError",
     "InvalidClaimsError",
     "InvalidSignatureError",

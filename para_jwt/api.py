@@ -32,6 +32,7 @@ from .claims import AuthType, OAuthMethod
 from .environments import Environment, check_endpoint_url
 from .errors import (
     ConfigurationError,
+    InvalidAddressError,
     InvalidVerificationTokenError,
     ParaAPIError,
     ParaAuthenticationError,
@@ -300,16 +301,16 @@ class ParaAPI:
         instance from the JWT's ``data.wallets``.
 
         Raises:
-            TypeError, ValueError: before any request, if ``address`` is not a
+            InvalidAddressError: before any request, if ``address`` is not a
                 string, is empty, or is longer than any chain's address.
             WalletNotFoundError: Para answered 404.
             ParaAuthenticationError, ParaUnavailableError, ParaAPIError: see the
                 class docstring.
         """
         if not isinstance(address, str):
-            raise TypeError(f"address must be a string, not {type(address).__name__}")
+            raise InvalidAddressError(f"address must be a string, not {type(address).__name__}")
         if not address or len(address) > _MAX_ADDRESS_LENGTH:
-            raise ValueError(
+            raise InvalidAddressError(
                 f"address must be a non-empty string of at most {_MAX_ADDRESS_LENGTH} characters"
             )
         endpoint = self._wallets_endpoint

@@ -14,6 +14,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "InsufficientScopeError",
+    "InvalidAddressError",
     "InvalidAudienceError",
     "InvalidClaimsError",
     "InvalidSignatureError",
@@ -148,6 +149,11 @@ class ParaUnavailableError(ParaAPIError):
 
 class InvalidVerificationTokenError(ParaJWTError, ValueError):
     """The value given as a verification token cannot be one (for example, it is the JWT)."""
+
+
+class InvalidAddressError(ParaJWTError, ValueError):
+    """The value given to ``verify_wallet`` cannot be a wallet address (not a string,
+    empty, or longer than any chain's address)."""
 
 
 # --- fix your settings ----------------------------------------------------------------

@@ -26,6 +26,7 @@ import para_jwt.api
 from para_jwt import (
     ConfigurationError,
     Environment,
+    InvalidAddressError,
     InvalidVerificationTokenError,
     ParaAPI,
     ParaAPIError,
@@ -473,12 +474,12 @@ async def test_longest_accepted_verification_token(para: FakePara, api: ParaAPI)
 
 
 @pytest.mark.parametrize(
-    ("address", "error"), [("", ValueError), ("0x" + "a" * 255, ValueError), (None, TypeError)]
+    "address", ["", "0x" + "a" * 255, None, 42]
 )
 async def test_impossible_addresses_are_refused(
-    para: FakePara, api: ParaAPI, address: Any, error: type[Exception]
+    para: FakePara, api: ParaAPI, address: Any
 ) -> None:
-    with pytest.raises(error, match="address"):
+    with pytest.raises(InvalidAddressError, match="address"):
         await api.verify_wallet(address)
     assert para.requests == []
 
