@@ -1,0 +1,727 @@
+"""The ``para-jwt`` command: verify, inspect, list keys, run a local Para, run the demo.
+
+Exit codes are the same for every subcommand:
+
+* ``0``: done (the token is valid, the keys were listed...);
+* ``1``: the token is invalid (``verify``) or malformed (``inspect``);
+* ``2``: Para's keys are unavailable, the settings are wrong, or the command
+  line is (argparse's own code for usage errors).
+
+Tokens are credentials: no message on stderr ever contains one, and ``-`` reads
+the token from stdin so it stays out of shell history and ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import contextlib
+import ipaddress
+import json
+import logging
+import math
+import os
+import re
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ._version import __version__
+from .claims import ParaClaims, Wallet
+from .environments import Environment
+from .errors import (
+    ConfigurationError,
+    InvalidAudienceError,
+    InvalidTokenError,
+    JWKSError,
+    TokenExpiredError,
+    UnknownKeyError,
+)
+from .jwks import JWKSCache, JWKSHealth, KeySet, VerificationKey
+from .verifier import ParaVerifier
+
+if TYPE_CHECKING:
+    from .testing import MockPara
+
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNAVAILABLE", "claims_json", "main"]
+
+EXIT_OK = 0
+#: The token is invalid (verify) or malformed (inspect).
+EXIT_INVALID = 1
+#: Para's keys are unavailable, or the settings or command line are wrong.
+EXIT_UNAVAILABLE = 2
+
+_PROG = "para-jwt"
+
+Command = Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any, Any, int]]
+
+
+class UsageError(Exception):
+    """The command line cannot be acted on (exit 2); the message says why."""
+
+
+# --- terminal output ---------------------------------------------------------------------
+
+
+class Style:
+    """ANSI colours for one stream, only when it is a terminal and ``NO_COLOR`` is unset.
+
+    Symbols fall back to ASCII on streams that cannot encode them (a Windows pipe).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        isatty = getattr(stream, "isatty", None)
+        self.enabled = (
+            callable(isatty)
+            and bool(isatty())
+            and not os.environ.get("NO_COLOR")  # https://no-color.org: set and non-empty
+            and os.environ.get("TERM") != "dumb"
+        )
+        self.ok, self.fail, self.arrow = "✓", "✗", "→"
+        encoding = getattr(stream, "encoding", None)  # None: a str buffer, no bytes
+        try:
+            if encoding:
+                "✓✗→".encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            self.ok, self.fail, self.arrow = "OK", "FAIL", "->"
+
+    def _paint(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.enabled else text
+
+    def bold(self, text: str) -> str:
+        return self._paint("1", text)
+
+    def dim(self, text: str) -> str:
+        return self._paint("2", text)
+
+    def red(self, text: str) -> str:
+        return self._paint("31", text)
+
+    def green(self, text: str) -> str:
+        return self._paint("32", text)
+
+    def yellow(self, text: str) -> str:
+        return self._paint("33", text)
+
+
+def printable(value: object, limit: int = 64) -> str:
+    """``value`` as one line safe for a terminal: data from tokens and key sets is
+    untrusted and could carry escape sequences."""
+    text = str(value)
+    if not text.isprintable():
+        text = ascii(text)[1:-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    """Rows as lines with left-aligned columns (the last column is not padded)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        indent
+        + "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]])
+        for row in rows
+    ]
+
+
+def duration(seconds: float) -> str:
+    """``"3h 2m"``, ``"29m 59s"``, ``"1h"``, ``"4s"``: the two largest units, rounded down."""
+    remaining = int(abs(seconds))
+    parts: list[tuple[int, str]] = []
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")):
+        count, remaining = divmod(remaining, size)
+        if count or parts:
+            parts.append((count, unit))
+    shown = parts[:2]
+    if len(shown) == 2 and shown[1][0] == 0:
+        shown.pop()
+    return " ".join(f"{count}{unit}" for count, unit in shown) or "0s"
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def _dump_json(value: Any, out: TextIO) -> None:
+    # ASCII-only: escapes keep any control character from a token out of the terminal.
+    json.dump(value, out, indent=2, ensure_ascii=True)
+    out.write("\n")
+
+
+# --- claims as JSON ------------------------------------------------------------------------
+
+
+def _wallet_json(wallet: Wallet) -> dict[str, Any]:
+    return {
+        "type": wallet.type,
+        "address": wallet.address,
+        "id": wallet.id,
+        "public_key": wallet.public_key,
+    }
+
+
+def claims_json(claims: ParaClaims) -> dict[str, Any]:
+    """The typed claims as a JSON-ready dict: always the same keys in the same order
+    (``None`` when absent), times in ISO 8601. The raw payload is not repeated."""
+    return {
+        "user_id": claims.user_id,
+        "auth_type": claims.auth_type,
+        "identifier": claims.identifier,
+        "email": claims.email,
+        "phone": claims.phone,
+        "oauth_method": claims.oauth_method,
+        "telegram_user_id": claims.telegram_user_id,
+        "farcaster_username": claims.farcaster_username,
+        "external_wallet_address": claims.external_wallet_address,
+        "wallets": [_wallet_json(w) for w in claims.wallets],
+        "connected_wallets": [_wallet_json(w) for w in claims.connected_wallets],
+        "audience": claims.audience,
+        "subject": claims.subject,
+        "key_id": claims.key_id,
+        "issued_at": None if claims.issued_at is None else claims.issued_at.isoformat(),
+        "expires_at": claims.expires_at.isoformat(),
+    }
+
+
+# --- reading and decoding tokens ---------------------------------------------------------
+
+
+def _read_token(argument: str, stdin: TextIO) -> str:
+    token = (stdin.read() if argument == "-" else argument).strip()
+    # Pasted from an Authorization header: the scheme is not part of the token.
+    if token[:7].lower() == "bearer ":
+        token = token[7:].strip()
+    if not token:
+        raise UsageError("no token given" + (" on stdin" if argument == "-" else ""))
+    return token
+
+
+class MalformedToken(Exception):
+    """The token cannot even be decoded; the message says why (never what it holds)."""
+
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
+def _decode_segment(segment: str, what: str) -> bytes:
+    # Lenient about padding, unlike the verifier: inspect is for looking at tokens
+    # the verifier refuses, too.
+    if not _BASE64URL.fullmatch(segment):
+        raise MalformedToken(f"the {what} is not base64url")
+    try:
+        return base64.urlsafe_b64decode(segment.rstrip("=") + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise MalformedToken(f"the {what} is not base64url") from None
+
+
+def _decode_json_segment(segment: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_decode_segment(segment, what).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedToken(f"the {what} is not UTF-8 JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedToken(f"the {what} is not a JSON object")
+    return value
+
+
+def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    """Header, payload and signature of a compact JWS, **without any verification**."""
+    segments = token.split(".")
+    if len(segments) == 5:
+        raise MalformedToken(
+            "this has 5 segments: an encrypted token (JWE)? Para's JWTs are signed JWS "
+            "with 3 segments"
+        )
+    if len(segments) != 3:
+        raise MalformedToken(f"a JWT has 3 dot-separated segments, this has {len(segments)}")
+    header = _decode_json_segment(segments[0], "header")
+    payload = _decode_json_segment(segments[1], "payload")
+    return header, payload, _decode_segment(segments[2], "signature")
+
+
+def _numeric_date(value: Any) -> float | None:
+    if type(value) in (int, float) and math.isfinite(value) and 0 <= value < 253_402_300_800:
+        return float(value)
+    return None
+
+
+def _time_claim(name: str, value: Any, now: float) -> dict[str, Any]:
+    at = _numeric_date(value)
+    if at is None:
+        return {"at": None, "relative": "not a NumericDate (seconds since the epoch)"}
+    if name == "exp":
+        expired = at <= now
+        relative = f"expired {duration(now - at)} ago" if expired else f"{duration(at - now)} left"
+        return {"at": _iso(at), "expired": expired, "relative": relative}
+    relative = f"{duration(now - at)} ago" if at <= now else f"in {duration(at - now)}"
+    return {"at": _iso(at), "relative": relative}
+
+
+_UNVERIFIED = (
+    "NOT VERIFIED: decoded only. Signature, key, audience and expiry were not checked; "
+    "anyone can write a token that decodes like this. Use 'para-jwt verify' to trust it."
+)
+
+
+# --- subcommands -------------------------------------------------------------------------
+
+
+async def _inspect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    token = _read_token(args.token, sys.stdin)
+    try:
+        header, payload, signature = decode_unverified(token)
+    except MalformedToken as error:
+        _error(err, f"malformed token: {error}")
+        return EXIT_INVALID
+    now = time.time()
+    times = {
+        name: _time_claim(name, payload[name], now)
+        for name in ("iat", "nbf", "exp")
+        if name in payload
+    }
+    style = Style(err)
+    err.write(style.bold(style.yellow(_UNVERIFIED)) + "\n")
+    _dump_json(
+        {
+            "verified": False,
+            "warning": _UNVERIFIED,
+            "header": header,
+            "payload": payload,
+            "times": times,
+            "signature_bytes": len(signature),
+        },
+        out,
+    )
+    return EXIT_OK
+
+
+async def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    token = _read_token(args.token, sys.stdin)
+    verifier = ParaVerifier(
+        args.api_key_id,
+        environment=args.env,
+        jwks_url=args.jwks_url,
+        leeway=args.leeway,
+        algorithms=args.algorithms or ("RS256",),
+        refresh_ahead=False,  # one verification: no background work
+    )
+    async with verifier:
+        try:
+            claims = await verifier.verify(token)
+        except InvalidTokenError as error:
+            _error(err, f"invalid token ({error.reason}): {error}{_hint(error, token, args)}")
+            return EXIT_INVALID
+    _dump_json(claims_json(claims), out)
+    style = Style(err)
+    left = claims.expires_at.timestamp() - time.time()
+    err.write(style.green(f"{style.ok} valid") + f": expires in {duration(left)}\n")
+    return EXIT_OK
+
+
+def _hint(error: InvalidTokenError, token: str, args: argparse.Namespace) -> str:
+    """What to check next, from the (unverified) token: only dates and short IDs."""
+    try:
+        _, payload, _ = decode_unverified(token)
+    except MalformedToken:
+        return ""
+    if isinstance(error, TokenExpiredError):
+        exp = _numeric_date(payload.get("exp"))
+        if exp is not None:
+            return f" ({_iso(exp)}, {duration(time.time() - exp)} ago)"
+    if isinstance(error, InvalidAudienceError):
+        aud = payload.get("aud")
+        if isinstance(aud, str):
+            return f" (its aud is {printable(aud)!r}, not --api-key-id {args.api_key_id})"
+    if isinstance(error, UnknownKeyError):
+        return " (a token from another Para environment has a kid this key set lacks: check --env)"
+    return ""
+
+
+async def _jwks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    url = Environment.parse(args.env).jwks_url if args.env else args.jwks_url
+    async with JWKSCache(url, refresh_ahead=False) as cache:
+        keyset = await cache.refresh()
+        health = cache.health()
+    if args.json:
+        _dump_json(_keyset_json(keyset, health), out)
+    else:
+        out.write("\n".join(_keyset_lines(keyset, health, Style(out))) + "\n")
+    if not keyset.keys:
+        _error(err, "the key set holds no usable key: every token would be refused")
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+def _rsa_bits(key: VerificationKey) -> int | None:
+    if key.kty != "RSA":
+        return None
+    modulus: str = key.jwk["n"]  # checked when the set was imported
+    return int.from_bytes(
+        base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
+    ).bit_length()
+
+
+def _key_size(key: VerificationKey) -> str:
+    return key.curve or f"{_rsa_bits(key)} bits"
+
+
+def _keyset_json(keyset: KeySet, health: JWKSHealth) -> dict[str, Any]:
+    return {
+        "url": health.url,
+        "fetched_at": None if health.fetched_at is None else health.fetched_at.isoformat(),
+        "expires_at": None if health.expires_at is None else health.expires_at.isoformat(),
+        "keys": [
+            {
+                "kid": key.kid,
+                "kty": key.kty,
+                # As published; "algorithms" are those it may verify either way.
+                "alg": key.jwk.get("alg"),
+                "algorithms": sorted(key.algorithms),
+                "bits": _rsa_bits(key),
+                "curve": key.curve,
+            }
+            for key in keyset.keys.values()
+        ],
+        "skipped": [{"kid": skip.kid, "reason": skip.reason} for skip in keyset.skipped],
+    }
+
+
+def _keyset_lines(keyset: KeySet, health: JWKSHealth, style: Style) -> list[str]:
+    fetched = "?"
+    if health.expires_at is not None and health.fetched_at is not None:
+        lifetime = (health.expires_at - health.fetched_at).total_seconds()
+        fetched = (
+            f"{health.fetched_at.isoformat(timespec='seconds')}, "
+            f"fresh for {duration(lifetime)} (from its caching headers, within para_jwt's bounds)"
+        )
+    lines = [
+        f"{style.bold('Key set')}  {health.url}",
+        f"{style.bold('Fetched')}  {fetched}",
+        "",
+        style.bold(f"{len(keyset.keys)} usable key{'' if len(keyset.keys) == 1 else 's'}"),
+    ]
+    if keyset.keys:
+        rows = [["KID", "KTY", "ALG", "SIZE"]]
+        rows += [
+            [key.kid, key.kty, ",".join(sorted(key.algorithms)), _key_size(key)]
+            for key in keyset.keys.values()
+        ]
+        lines += table(rows)
+    if keyset.skipped:
+        lines += ["", style.yellow(style.bold(f"{len(keyset.skipped)} skipped"))]
+        rows = [["KID", "WHY"]]
+        rows += [
+            [printable(skip.kid) if skip.kid is not None else "(no kid)", skip.reason]
+            for skip in keyset.skipped
+        ]
+        lines += table(rows)
+    return lines
+
+
+async def _mock_server(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    # Imported here: the testing kit is for tests and this subcommand only.
+    from .testing import MockPara
+
+    mock = MockPara(
+        host=args.host,
+        port=args.port,
+        api_key_id=args.api_key_id,
+        secret_api_key=args.secret_api_key,
+    )
+    # Signals first: whoever reads the banner may stop us as soon as it appears.
+    with _stop_signals() as stopped:
+        try:
+            await mock.start()
+        except OSError as error:
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port}: {error.strerror}"
+            ) from None
+        try:
+            token = mock.issue_jwt(expires_in=args.expires_in)
+            verification_token = mock.issue_verification_token()
+            out.write("\n".join(_mock_banner(mock, token, verification_token, Style(out))) + "\n")
+            out.flush()
+            if not _is_loopback(args.host):
+                err.write(
+                    f"{_PROG}: warning: para_jwt accepts plain http:// key set and API URLs "
+                    "on loopback hosts only; clients elsewhere need an https:// proxy\n"
+                )
+            await stopped.wait()
+        finally:
+            await mock.close()
+    err.write("MockPara stopped\n")
+    return EXIT_OK
+
+
+def _mock_banner(mock: MockPara, token: str, verification_token: str, style: Style) -> list[str]:
+    _, payload, _ = decode_unverified(token)
+    expires = _iso(payload["exp"])
+    rows = [
+        ["JWKS URL", mock.jwks_url],
+        ["sessions/verify", mock.base_url + "sessions/verify"],
+        ["wallets/verify", mock.base_url + "wallets/verify"],
+        ["API key ID", mock.api_key_id + style.dim("   tokens' aud: ParaVerifier(api_key_id)")],
+        [
+            "secret key",
+            mock.secret_api_key
+            + style.dim("   the mock's own, a local fake: ParaAPI(secret_api_key)"),
+        ],
+    ]
+    return [
+        style.bold(f"MockPara, a local fake of Para's API, listening on {mock.base_url}"),
+        "",
+        *table(rows),
+        "",
+        style.bold("Sample token") + f" (user {payload['sub']}, expires {expires}):",
+        token,
+        "",
+        style.bold("Verification token") + " (for /sessions/verify): " + verification_token,
+        "",
+        style.bold("Configure your app:"),
+        f'  ParaVerifier("{mock.api_key_id}", jwks_url="{mock.jwks_url}")',
+        f'  ParaAPI("{mock.secret_api_key}", base_url="{mock.base_url}")',
+        "",
+        style.dim("Ctrl-C stops it."),
+    ]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM.
+
+    Where handlers cannot be installed (Windows, a thread other than the main one),
+    Ctrl-C raises KeyboardInterrupt instead, which ``main`` turns into exit 130.
+    """
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stopped.set)
+            installed.append(sig)
+    try:
+        yield stopped
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._demo import run_demo
+
+    return await run_demo(out)
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a UUID") from None
+
+
+def _add_token(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "token",
+        metavar="TOKEN",
+        help="the JWT, or - to read it from stdin (keeps it out of shell history and ps)",
+    )
+
+
+def _add_key_source(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--env",
+        type=str.lower,
+        choices=[e.name.lower() for e in Environment],
+        help="the Para environment whose key set to use",
+    )
+    source.add_argument(
+        "--jwks-url",
+        metavar="URL",
+        help="a key set URL instead: https://, or http:// on 127.0.0.1 (MockPara)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show para_jwt's log records (key fetches, retries) on stderr",
+    )
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Verify and inspect Para (getpara.com) JWTs; run a local Para for development.",
+        epilog="Exit codes: 0 done, 1 invalid or malformed token, "
+        "2 keys unavailable, bad settings or usage.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    verify = commands.add_parser(
+        "verify",
+        parents=[common],
+        help="verify a token against Para's keys and print its claims as JSON",
+        description="Verify a Para JWT (signature, aud, exp...) and print its claims as JSON. "
+        "Exit 0 valid, 1 invalid (reason on stderr), 2 keys unavailable or bad settings.",
+    )
+    _add_token(verify)
+    verify.add_argument(
+        "--api-key-id",
+        required=True,
+        metavar="ID",
+        help="your API key's ID, a UUID from Para's developer portal: the tokens' aud",
+    )
+    _add_key_source(verify)
+    verify.add_argument(
+        "--leeway",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="clock skew tolerated on exp, nbf and iat (default 0, at most 300)",
+    )
+    verify.add_argument(
+        "--algorithm",
+        action="append",
+        dest="algorithms",
+        metavar="ALG",
+        help="accept this JWS algorithm; repeat for several (default: RS256, Para's)",
+    )
+    verify.set_defaults(command=_verify)
+
+    inspect = commands.add_parser(
+        "inspect",
+        parents=[common],
+        help="decode a token's header and payload WITHOUT verifying it",
+        description="Decode a JWT's header and payload without verifying anything, "
+        "and show its times. Exit 0 decoded, 1 malformed.",
+    )
+    _add_token(inspect)
+    inspect.set_defaults(command=_inspect)
+
+    jwks = commands.add_parser(
+        "jwks",
+        parents=[common],
+        help="fetch and list a key set, with the keys para_jwt would skip and why",
+        description="Fetch a Para key set and list its keys. Exit 0 listed, "
+        "2 fetch failed or no usable key.",
+    )
+    _add_key_source(jwks)
+    jwks.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    jwks.set_defaults(command=_jwks)
+
+    mock = commands.add_parser(
+        "mock-server",
+        parents=[common],
+        help="run MockPara, a local fake of Para's API, until Ctrl-C",
+        description="Run MockPara in the foreground for local development: it publishes "
+        "a key set, answers /sessions/verify and /wallets/verify, and prints a sample "
+        "token. Stops on Ctrl-C or SIGTERM.",
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
+    mock.add_argument(
+        "--port", type=int, default=0, help="TCP port (default 0: a free one, printed)"
+    )
+    mock.add_argument(
+        "--api-key-id",
+        type=_uuid,
+        metavar="ID",
+        help="the API key ID tokens carry as aud (default: a random UUID); "
+        "fix it to keep your app's settings across restarts",
+    )
+    mock.add_argument(
+        "--secret-api-key",
+        metavar="KEY",
+        help="the secret key the verify endpoints demand (default: random sandbox_...)",
+    )
+    mock.add_argument(
+        "--expires-in",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="lifetime of the sample token (default 1800, Para's default)",
+    )
+    mock.set_defaults(command=_mock_server)
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="a scripted end-to-end walk-through against a local Para (a few seconds)",
+        description="Start MockPara and a web app protected by para_jwt, then narrate real "
+        "HTTP requests: valid, expired, foreign and tampered tokens, a key rotation, an "
+        "outage, the verification endpoints. Exit 0 if every step behaved as narrated.",
+    )
+    demo.set_defaults(command=_demo)
+    return parser
+
+
+def _error(err: TextIO, message: str) -> None:
+    style = Style(err)
+    err.write(f"{_PROG}: {style.red('error')}: {message}\n")
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return EXIT_OK
+    return code if isinstance(code, int) else EXIT_UNAVAILABLE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``para-jwt`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors
+        return _exit_code(exit_.code)
+    command: Command = args.command
+    out, err = sys.stdout, sys.stderr
+    try:
+        with _library_logs(err, verbose=args.verbose):
+            return asyncio.run(command(args, out, err))
+    except JWKSError as error:
+        _error(err, f"cannot get Para's keys: {error}")
+    except ConfigurationError as error:
+        _error(err, f"bad settings: {error}")
+    except UsageError as error:
+        _error(err, str(error))
+    except KeyboardInterrupt:
+        return 130  # the shell's code for "stopped by SIGINT"
+    return EXIT_UNAVAILABLE
+
+
+@contextlib.contextmanager
+def _library_logs(err: TextIO, *, verbose: bool) -> Iterator[None]:
+    """para_jwt's log records on ``err`` with ``--verbose``, else none at all: what
+    they warn about (a skipped key, a failed fetch) the command reports itself."""
+    logger = logging.getLogger("para_jwt")
+    handler: logging.Handler = logging.NullHandler()
+    if verbose:
+        handler = logging.StreamHandler(err)
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)  # any handler keeps logging's last resort quiet
+    logger.propagate = False
+    if verbose:
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
