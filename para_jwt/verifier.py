@@ -15,7 +15,6 @@ Read top to bottom, ``verify`` is the whole path:
 
 from __future__ import annotations
 
-import math
 import re
 import time
 import uuid
@@ -267,12 +266,9 @@ def _timestamp(payload: Mapping[str, Any], name: str) -> float | None:
     value = payload.get(name)
     if value is None:
         return None
-    # bool is an int in Python; NaN and infinities compare in surprising ways.
-    if (
-        type(value) not in (int, float)
-        or not math.isfinite(value)
-        or not 0 <= value <= _MAX_TIMESTAMP
-    ):
+    # bool is an int in Python. The range check comes first: it also refuses NaN
+    # and infinities, and math.isfinite would raise OverflowError on a 400-digit int.
+    if type(value) not in (int, float) or not 0 <= value <= _MAX_TIMESTAMP:
         raise InvalidClaimsError(f"'{name}' must be a NumericDate (seconds since the epoch)")
     return float(value)
 
