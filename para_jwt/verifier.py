@@ -198,7 +198,9 @@ class ParaVerifier:
         return claims
 
     def _cached_claims(self, token: str | bytes, now: float) -> ParaClaims | None:
-        if self._token_cache is None:
+        # Anything but str/bytes (a list, a bytearray: unhashable) is refused by
+        # parse_compact as malformed; looking it up here would raise TypeError.
+        if self._token_cache is None or not isinstance(token, str | bytes):
             return None
         entry = self._token_cache.get(token)
         if entry is None:
