@@ -151,7 +151,7 @@ def _import_jwk(jwk: Any) -> VerificationKey:
     )
     alg = jwk.get("alg")
     if alg is not None:
-        if alg not in fitting:
+        if type(alg) is not str or alg not in fitting:
             raise _Unusable("'alg' does not fit the key or is not supported")
         fitting = frozenset((alg,))
     try:
