@@ -12,7 +12,7 @@ import base64
 import functools
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -247,16 +247,29 @@ def pinned_verifier(
 
 
 def assert_no_token_leak(error: BaseException, token: object) -> None:
-    """Neither the token nor any of its segments appears in ``str``/``repr`` of ``error``."""
+    """Neither the token, nor any of its segments, nor what they decode to, appears
+    in ``str``/``repr`` of ``error``."""
     if isinstance(token, bytes):
         token = token.decode("ascii", "replace")
     if not isinstance(token, str):
         return
     shown = f"{error}\n{error!r}"
-    # Segments shorter than this could occur in a message by chance ("none", "JWT").
-    secrets: Iterable[str] = (s for s in (token, *token.split(".")) if len(s) >= 12)
-    for secret in secrets:
-        assert secret not in shown, f"{type(error).__name__} shows part of the token"
+    for secret in _token_parts(token):
+        # Shorter parts could occur in a message by chance ("none", "JWT").
+        if len(secret) >= 12:
+            assert secret not in shown, f"{type(error).__name__} shows part of the token"
+
+
+def _token_parts(token: str) -> Iterator[str]:
+    yield token
+    for segment in token.split("."):
+        yield segment
+        try:
+            decoded = b64url_decode_leniently(segment)
+        except ValueError:
+            continue
+        yield decoded.decode("utf-8", "replace")
+        yield repr(decoded)[2:-1]
 
 
 async def assert_rejected(
