@@ -580,6 +580,24 @@ async def test_a_cache_hit_rechecks_nbf_and_iat(claim: str) -> None:
     await assert_rejected(verifier, token, TokenNotYetValidError, f"'{claim}'")
 
 
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda payload: payload.update(exp=NOW + 10**8),
+        lambda payload: payload.pop("exp"),
+        lambda payload: payload.update(exp="later"),
+    ],
+    ids=["exp-extended", "exp-removed", "exp-retyped"],
+)
+async def test_mutating_the_returned_payload_cannot_extend_a_cached_token(tamper: Any) -> None:
+    clock = FakeClock()
+    verifier = pinned_verifier(clock=clock)
+    token = para_key().sign(para_payload())
+    tamper((await verifier.verify(token)).payload)
+    clock.advance(1800)
+    await assert_rejected(verifier, token, TokenExpiredError)
+
+
 async def test_a_tampered_token_never_hits_the_cache() -> None:
     verifier = pinned_verifier()
     token = para_key().sign(para_payload())
