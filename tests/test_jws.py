@@ -259,6 +259,7 @@ def test_invalid_utf8_is_refused(invalid_utf8: bytes) -> None:
         pytest.param(b'{"alg":"none","alg":"RS256","kid":"k"}', None, id="header-alg"),
         pytest.param(b'{"alg":"RS256","kid":"a","kid":"b"}', None, id="header-kid"),
         pytest.param(None, b'{"aud":"x","exp":1,"aud":"y"}', id="payload-aud"),
+        pytest.param(None, b'{"aud":"x","\\u0061ud":"y"}', id="escaped-name"),
         pytest.param(None, b'{"data":{"userId":"a","userId":"b"}}', id="nested-object"),
         pytest.param(None, b'{"data":{"wallets":[{"id":"1","id":"2"}]}}', id="in-array"),
         pytest.param(b'{"alg":"RS256","kid":"k","x":{"y":[{"z":1,"z":1}]}}', None, id="deep"),
