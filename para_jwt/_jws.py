@@ -70,7 +70,12 @@ def check_algorithms(algorithms: Collection[str]) -> frozenset[str]:
         raise ConfigurationError(
             f"algorithms must be a list of names, e.g. [{algorithms!r}], not a single string"
         )
-    allowed = frozenset(algorithms)
+    try:
+        allowed = frozenset(algorithms)
+    except TypeError:  # None, a number, or unhashable names
+        raise ConfigurationError(
+            "algorithms must be a list of algorithm names, e.g. ['RS256']"
+        ) from None
     if not allowed:
         raise ConfigurationError("algorithms must name at least one algorithm (Para uses RS256)")
     unknown = sorted(str(a) for a in allowed if a not in ALGORITHMS)

@@ -110,7 +110,7 @@ def _rsa_bits(jwk: Mapping[str, Any]) -> int:
         raise _Unusable("malformed RSA key: 'n' is not a string")
     try:
         raw = binascii.a2b_base64(modulus.translate(str.maketrans("-_", "+/")) + "==")
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a plain ValueError for non-ASCII text
         raise _Unusable("malformed RSA key: 'n' is not base64url") from None
     return int.from_bytes(raw, "big").bit_length()
 
@@ -152,7 +152,7 @@ def _import_jwk(jwk: Any) -> VerificationKey:
     )
     alg = jwk.get("alg")
     if alg is not None:
-        if alg not in fitting:
+        if type(alg) is not str or alg not in fitting:
             raise _Unusable("'alg' does not fit the key or is not supported")
         fitting = frozenset((alg,))
     try:

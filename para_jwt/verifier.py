@@ -15,7 +15,6 @@ Read top to bottom, ``verify`` is the whole path:
 
 from __future__ import annotations
 
-import math
 import re
 import time
 import uuid
@@ -43,6 +42,9 @@ __all__ = ["ParaVerifier"]
 
 #: Latest timestamp a claim may hold (9999-12-31T23:59:59Z): beyond it, dates overflow.
 _MAX_TIMESTAMP = 253_402_300_799
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+#: A verified token's claims, the key that verified it, and its time claims.
+_CacheEntry = tuple[ParaClaims, VerificationKey, dict[str, Any]]
 _API_KEY_SHAPE = re.compile(r"(?i)(beta|prod|sandbox|dev|development|production|sk|pk)_")
 
 
@@ -97,7 +99,7 @@ class ParaVerifier:
         self._leeway = float(leeway)
         self._clock = clock
         self._max_token_size = max_token_size
-        self._token_cache: LRUCache[str | bytes, tuple[ParaClaims, VerificationKey]] | None = (
+        self._token_cache: LRUCache[str | bytes, _CacheEntry] | None = (
             LRUCache(maxsize=token_cache_size) if token_cache_size else None
         )
 
@@ -177,16 +179,21 @@ class ParaVerifier:
 
         claims = ParaClaims.from_payload(jws.payload, audience=audience, key_id=kid)
         if self._token_cache is not None:
-            self._token_cache[token] = (claims, key)
+            # The times as verified, apart from claims.payload: the caller may
+            # mutate that dict, and must not change when a cached token expires.
+            times = {name: jws.payload[name] for name in _TIME_CLAIMS if name in jws.payload}
+            self._token_cache[token] = (claims, key, times)
         return claims
 
     def _cached_claims(self, token: str | bytes, now: float) -> ParaClaims | None:
-        if self._token_cache is None:
+        # Anything but str/bytes (a list, a bytearray: unhashable) is refused by
+        # parse_compact as malformed; looking it up here would raise TypeError.
+        if self._token_cache is None or not isinstance(token, str | bytes):
             return None
         entry = self._token_cache.get(token)
         if entry is None:
             return None
-        claims, key = entry
+        claims, key, times = entry
         # A hit is only as good as the key that verified it: when the key left
         # the set (revocation) or the set is not fresh, verify from scratch.
         current = (
@@ -197,7 +204,7 @@ class ParaVerifier:
         if current is not key:
             del self._token_cache[token]
             return None
-        self._check_times(claims.payload, now)
+        self._check_times(times, now)
         return claims
 
     def _check_registered_claims(self, payload: Mapping[str, Any], now: float) -> str:
@@ -249,12 +256,9 @@ def _timestamp(payload: Mapping[str, Any], name: str) -> float | None:
     value = payload.get(name)
     if value is None:
         return None
-    # bool is an int in Python; NaN and infinities compare in surprising ways.
-    if (
-        type(value) not in (int, float)
-        or not math.isfinite(value)
-        or not 0 <= value <= _MAX_TIMESTAMP
-    ):
+    # bool is an int in Python. The range check comes first: it also refuses NaN
+    # and infinities, and math.isfinite would raise OverflowError on a 400-digit int.
+    if type(value) not in (int, float) or not 0 <= value <= _MAX_TIMESTAMP:
         raise InvalidClaimsError(f"'{name}' must be a NumericDate (seconds since the epoch)")
     return float(value)
 
