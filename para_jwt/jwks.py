@@ -860,12 +860,23 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def _loggable(value: object) -> str:
+    # Kids and reasons can come from a hostile key set: escape control characters
+    # (no forged log lines or terminal escapes) and bound the length.
+    text = ascii(str(value))[1:-1]
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _event_details(event: JWKSEvent) -> str:
     parts = [f"url={event.url}"]
-    for name in ("status", "duration", "kid", "reason"):
-        value = getattr(event, name)
-        if value is not None:
-            parts.append(f"{name}={value:.3f}" if name == "duration" else f"{name}={value}")
+    if event.status is not None:
+        parts.append(f"status={event.status}")
+    if event.duration is not None:
+        parts.append(f"duration={event.duration:.3f}")
+    if event.kid is not None:
+        parts.append(f"kid={_loggable(event.kid)}")
+    if event.reason is not None:
+        parts.append(f"reason={_loggable(event.reason)}")
     if event.added:
         parts.append(f"added={','.join(event.added)}")
     if event.removed:

@@ -33,8 +33,7 @@ from para_jwt.aiohttp import (
     para_session_required,
     setup,
 )
-from para_jwt.testing import MockPara
-from tests.conftest import FakeClock
+from para_jwt.testing import FakeClock, MockPara
 
 Client = Any  # aiohttp.test_utils.TestClient[web.Request, web.Application]
 

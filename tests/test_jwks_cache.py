@@ -22,8 +22,7 @@ from para_jwt import (
     ParaVerifier,
     UnknownKeyError,
 )
-from para_jwt.testing import MockPara
-from tests.conftest import FakeClock
+from para_jwt.testing import FakeClock, MockPara
 
 
 @pytest.fixture
@@ -577,3 +576,17 @@ async def test_cache_options_are_passed_through_and_refused_with_pinned_keys(
         assert para.jwks_requests == 3
     with pytest.raises(ConfigurationError, match="cooldown: key-cache options have no effect"):
         ParaVerifier(para.api_key_id, jwks=para.jwks(), cooldown=5)
+
+
+async def test_hostile_kids_cannot_forge_log_lines(
+    para: MockPara, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    para.publish_jwk({"kty": "oct", "kid": "x\n2027-01-01 CRITICAL forged\x1b[31m" + "k" * 500})
+    caplog.set_level("DEBUG", logger="para_jwt")
+    async with JWKSCache(para.jwks_url, clock=clock) as cache:
+        await cache.refresh()
+    skipped = [r.getMessage() for r in caplog.records if "key_skipped" in r.getMessage()]
+    assert len(skipped) == 1
+    assert "\n" not in skipped[0] and "\x1b" not in skipped[0]
+    assert "\\n2027-01-01 CRITICAL forged\\x1b" in skipped[0]
+    assert len(skipped[0]) < 400

@@ -22,23 +22,15 @@ from joserfc.errors import BadSignatureError, SecurityWarning, UnsupportedKeyAlg
 from joserfc.jwk import import_key
 
 from para_jwt.claims import ParaClaims, WalletType
-from para_jwt.testing import MockPara, RecordedRequest
+from para_jwt.testing import FakeClock, MockPara, RecordedRequest
 
 BASE58 = re.compile(r"[1-9A-HJ-NP-Za-km-z]{44}")
 START = 1_750_000_000.0
 
 
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from para_jwt import InvalidTokenError, ParaVerifier
+from para_jwt import InvalidTokenError, ParaVerifier, testing
 
 #: The application's API key ID (Para's ``aud``), and the "now" every test starts at.
 API_KEY_ID: Final = "8c67b747-1f0e-4e7a-9c43-2a1d5b0e9f11"
@@ -221,17 +221,11 @@ def with_data(**fields: Any) -> dict[str, Any]:
 # --- verifying ---------------------------------------------------------------------------
 
 
-class FakeClock:
-    """A clock the test moves by hand."""
+class FakeClock(testing.FakeClock):
+    """The library's fake clock, starting at this module's ``NOW``."""
 
     def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(now)
 
 
 def pinned_verifier(
