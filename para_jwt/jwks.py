@@ -109,7 +109,7 @@ def _rsa_bits(jwk: Mapping[str, Any]) -> int:
         raise _Unusable("malformed RSA key: 'n' is not a string")
     try:
         raw = binascii.a2b_base64(modulus.translate(str.maketrans("-_", "+/")) + "==")
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII str (a plain ValueError)
         raise _Unusable("malformed RSA key: 'n' is not base64url") from None
     return int.from_bytes(raw, "big").bit_length()
 
@@ -151,7 +151,8 @@ def _import_jwk(jwk: Any) -> VerificationKey:
     )
     alg = jwk.get("alg")
     if alg is not None:
-        if alg not in fitting:
+        # type() first: an unhashable "alg" (a list) would raise in the set lookup.
+        if type(alg) is not str or alg not in fitting:
             raise _Unusable("'alg' does not fit the key or is not supported")
         fitting = frozenset((alg,))
     try:

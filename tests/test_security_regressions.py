@@ -1,0 +1,58 @@
+"""Bugs found by the fuzzers and property tests, each pinned by the input that found it.
+
+Each test names the invariant that broke. They go through the public API and,
+where the bug was reachable over the network, through a real JWKSCache fetch
+from a loopback MockPara.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from para_jwt import KeySet, ParaVerifier
+from para_jwt.testing import MockPara
+from tests.conftest import FakeClock
+
+
+@pytest.fixture
+async def para(clock: FakeClock) -> AsyncIterator[MockPara]:
+    async with MockPara(clock=clock) as mock:
+        yield mock
+
+
+def _broken_members(para: MockPara) -> list[dict[str, Any]]:
+    good = para.public_jwk()
+    return [
+        # Found by fuzz_jwks: a non-string "alg" reached `alg in frozenset(...)`,
+        # and an unhashable one raised TypeError out of KeySet.from_jwks.
+        {**good, "kid": "alg-list", "alg": ["RS256"]},
+        {**good, "kid": "alg-object", "alg": {"name": "RS256"}},
+        # Found by fuzz_jwks (first minute): a non-ASCII character in "n" raised
+        # binascii's ValueError, failing the whole set instead of skipping the key.
+        {**good, "kid": "non-ascii-n", "n": "\u038f" + good["n"]},
+    ]
+
+
+def test_one_malformed_member_is_skipped_not_fatal(para: MockPara) -> None:
+    # "Raises ValueError only if the document itself is not {"keys": [...]}":
+    # one bad member must not take the good keys down with it.
+    keyset = KeySet.from_jwks({"keys": [*_broken_members(para), para.public_jwk()]})
+    assert set(keyset.keys) == {para.current_kid}
+    assert {s.kid for s in keyset.skipped} == {"alg-list", "alg-object", "non-ascii-n"}
+
+
+async def test_a_fetched_set_with_a_malformed_member_still_verifies(
+    para: MockPara, clock: FakeClock
+) -> None:
+    # Before the fix the fetch raised TypeError/ValueError out of verify() (a 500
+    # instead of a verified user), and, since the failure skipped the backoff,
+    # every request fetched the key set again.
+    para.set_jwks({"keys": [*_broken_members(para), para.public_jwk()]})
+    async with ParaVerifier(para.api_key_id, jwks_url=para.jwks_url, clock=clock) as verifier:
+        for _ in range(3):
+            claims = await verifier.verify(para.issue_jwt())
+            assert claims.key_id == para.current_kid
+    assert para.jwks_requests == 1
