@@ -267,7 +267,8 @@ def freshness_lifetime(headers: Mapping[str, str]) -> float | None:
         return None
     age = headers.get("Age", "")
     if age.isdecimal() and age.isascii():
-        lifetime -= int(age)
+        # float, not int: int() refuses more than 4300 digits, float() says inf.
+        lifetime -= float(age)
     return max(lifetime, 0.0)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from para_jwt import KeySet, ParaVerifier
+from para_jwt import JWKSCache, KeySet, ParaVerifier
 from para_jwt.testing import MockPara
 from tests.conftest import FakeClock
 
@@ -56,3 +56,21 @@ async def test_a_fetched_set_with_a_malformed_member_still_verifies(
             claims = await verifier.verify(para.issue_jwt())
             assert claims.key_id == para.current_kid
     assert para.jwks_requests == 1
+
+
+async def test_an_absurd_age_header_means_stale_not_a_crash(
+    para: MockPara, clock: FakeClock
+) -> None:
+    # Age: <5000 digits> made int() exceed Python's digit limit (ValueError out of
+    # get_key, after the new set was half stored). An Age that large means the
+    # response is already stale: the cache keeps it for min_ttl.
+    para.age = "9" * 5000  # type: ignore[assignment]
+    async with JWKSCache(para.jwks_url, clock=clock, refresh_ahead=False) as cache:
+        key = await cache.get_key(para.current_kid)
+        assert key.kid == para.current_kid
+        clock.advance(59)
+        await cache.get_key(para.current_kid)
+        assert para.jwks_requests == 1
+        clock.advance(1)
+        await cache.get_key(para.current_kid)
+        assert para.jwks_requests == 2
