@@ -808,10 +808,16 @@ class JWKSCache:
                 raise ValueError("it was exported for another JWKS URL")
             keyset = KeySet.from_jwks(state["jwks"])
             fetched_at, expires_at = float(state["fetched_at"]), float(state["expires_at"])
+            # Finite and after 1970: anything else is no export of ours, and cannot
+            # be shown by health() either.
+            if not (0 <= fetched_at < math.inf and 0 <= expires_at < math.inf):
+                raise ValueError("its times are not timestamps")
             etag, last_modified = state.get("etag"), state.get("last_modified")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(f"initial_state is not usable: {exc}") from None
-        # A state cannot grant itself more lifetime than our own bounds allow.
+        # A state cannot grant itself more lifetime than our own bounds allow: nor
+        # by a fetch time in the future, which would move the max_ttl bound with it.
+        fetched_at = min(fetched_at, self._clock())
         self._keyset, self._document = keyset, state["jwks"]
         self._fetched_at = fetched_at
         self._expires_at = min(expires_at, fetched_at + self._max_ttl)

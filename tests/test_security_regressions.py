@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from para_jwt import JWKSCache, KeySet, ParaVerifier
+from para_jwt import ConfigurationError, JWKSCache, KeySet, ParaVerifier
 from para_jwt.testing import MockPara
 from tests.conftest import FakeClock
 
@@ -74,3 +74,55 @@ async def test_an_absurd_age_header_means_stale_not_a_crash(
         clock.advance(1)
         await cache.get_key(para.current_kid)
         assert para.jwks_requests == 2
+
+
+_STATE_URL = "https://api.getpara.com/.well-known/jwks.json"
+_NOW = 1_800_000_000.0
+
+
+def _state(para: MockPara, fetched_at: object, expires_at: object) -> dict[str, object]:
+    return {
+        "version": 1,
+        "url": _STATE_URL,
+        "jwks": para.jwks(),
+        "fetched_at": fetched_at,
+        "expires_at": expires_at,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fetched_at", "expires_at"),
+    [
+        # Found in review of _load_state: "a state cannot grant itself more lifetime
+        # than our own bounds allow", yet NaN slipped past min() (the keys stayed
+        # fresh forever and health() raised ValueError) ...
+        (float("nan"), 1e308),
+        ("NaN", "Infinity"),
+        (float("inf"), float("inf")),
+        # ... a fetch time in the future moved the max_ttl bound with it ...
+        (_NOW + 10**9, _NOW + 10**9 + 3600),
+        # ... and (found by the property test) times before 1970 broke health().
+        (0.0, -62135596801.0),
+        (-1e18, 0.0),
+    ],
+)
+def test_an_exported_state_cannot_outlive_max_ttl(
+    para: MockPara, fetched_at: object, expires_at: object
+) -> None:
+    try:
+        cache = JWKSCache(
+            _STATE_URL, initial_state=_state(para, fetched_at, expires_at), clock=lambda: _NOW
+        )
+    except ConfigurationError:
+        return  # refusing the state is fine too
+    health = cache.health()
+    assert health.expires_at is not None
+    assert health.expires_at.timestamp() <= _NOW + 86_400
+
+
+def test_a_sane_exported_state_is_still_used(para: MockPara) -> None:
+    cache = JWKSCache(
+        _STATE_URL, initial_state=_state(para, _NOW - 60, _NOW + 540), clock=lambda: _NOW
+    )
+    assert cache.health().status == "fresh"
+    assert cache.health().kids == (para.current_kid,)
