@@ -40,6 +40,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from fuzz.targets import check_keyset
 from para_jwt import (
+    ConfigurationError,
     InvalidAudienceError,
     InvalidClaimsError,
     InvalidTokenError,
@@ -951,3 +952,29 @@ async def test_any_fetched_key_set_leaves_the_cache_sound(
     # Whatever was served, a lookup of an unknown kid answers within the hierarchy.
     with pytest.raises((UnknownKeyError, JWKSUnavailableError)):
         await jwks_cache.get_key("never-published")
+
+
+_STATE_URL = "https://api.getpara.com/.well-known/jwks.json"
+_times = st.floats() | st.integers(-(2**64), 2**64) | json_values
+
+
+@budget(200)
+@given(fetched_at=_times, expires_at=_times, document=key_set_documents)
+@example(fetched_at=math.nan, expires_at=1e308, document=ISSUER.jwks())
+@example(fetched_at=NOW + 1e9, expires_at=NOW + 2e9, document=ISSUER.jwks())
+@production_warnings
+def test_any_exported_state_is_refused_or_bounded_by_max_ttl(
+    fetched_at: Any, expires_at: Any, document: Any
+) -> None:
+    # initial_state comes from a store the service trusts, but its lifetime is
+    # still ours to bound: at most max_ttl from now, and health() always answers.
+    state = {"version": 1, "url": _STATE_URL, "jwks": document}
+    state |= {"fetched_at": fetched_at, "expires_at": expires_at}
+    try:
+        cache = JWKSCache(_STATE_URL, initial_state=state, clock=lambda: NOW)
+    except ConfigurationError:
+        return
+    health = cache.health()
+    assert health.expires_at is not None
+    assert health.expires_at.timestamp() <= NOW + 86_400
+    check_keyset(document)
