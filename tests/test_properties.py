@@ -43,6 +43,7 @@ from para_jwt import (
     ConfigurationError,
     InvalidAudienceError,
     InvalidClaimsError,
+    InvalidSignatureError,
     InvalidTokenError,
     JWKSCache,
     JWKSUnavailableError,
@@ -240,6 +241,28 @@ def test_every_mutation_of_a_valid_token_is_rejected(mutated: str | bytes) -> No
     for spelling in (mutated, as_bytes, as_bytes.decode("latin-1")):
         result = outcome(MUTATION_VERIFIER, spelling)
         assert isinstance(result, InvalidTokenError), (spelling, result)
+
+
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+@pytest.mark.parametrize(
+    ("r", "s"),
+    [(0, 0), (_P256_ORDER, _P256_ORDER), (0, 1), (1, 0), (_P256_ORDER + 1, 1)],
+    ids=["zero", "order", "r-zero", "s-zero", "over-order"],
+)
+def test_psychic_ecdsa_signatures_are_rejected(r: int, s: int) -> None:
+    # CVE-2022-21449: Java accepted r = s = 0 for any message. Here ES256 is
+    # opt-in, and OpenSSL (through cryptography) does the range checks.
+    issuer = MockPara(alg="ES256", clock=lambda: NOW)
+    head, payload, _ = issuer.issue_jwt().split(".")
+    verifier = ParaVerifier(
+        issuer.api_key_id, jwks=issuer.jwks(), algorithms=("ES256",), clock=lambda: NOW
+    )
+    forged = (
+        f"{head}.{payload}.{_b64url(r.to_bytes(33, 'big')[-32:] + s.to_bytes(33, 'big')[-32:])}"
+    )
+    assert isinstance(outcome(verifier, forged), InvalidSignatureError)
 
 
 # --- 2. arbitrary input ---------------------------------------------------------------
