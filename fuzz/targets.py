@@ -25,6 +25,7 @@ Promises checked:
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -84,9 +85,14 @@ def _outcome(verifier: ParaVerifier, token: str | bytes) -> ParaClaims | type[Pa
 
 
 def check_token(data: bytes) -> None:
-    """One fuzz input: a raw token, or (starting with ``{``) a payload to sign."""
+    """One fuzz input: a raw token, a payload to sign (starting with ``{``), or a
+    recipe (starting with a NUL byte) that changes members of a Para payload to
+    values of other types and signs the result."""
     if data.startswith(b"{"):
         _check_signed(data)
+    elif data.startswith(b"\0"):
+        payload = _recipe_payload(data[1:])
+        _check_signed(json.dumps(payload).encode())
     else:
         _check_raw(data)
 
@@ -120,6 +126,79 @@ def _check_signed(data: bytes) -> None:
     outcome = _outcome(_SIGNED, token)
     if isinstance(outcome, ParaClaims):
         _check_accepted(outcome, payload)
+
+
+# A Para-shaped payload (committed, so a crash input replays the same) and the
+# places a recipe may change.
+_PAYLOAD = json.loads((CORPUS / "verify" / "signed-payload").read_bytes())
+_PATHS: tuple[tuple[str | int, ...], ...] = (
+    ("aud",),
+    ("exp",),
+    ("nbf",),
+    ("iat",),
+    ("sub",),
+    ("data",),
+    *(
+        ("data", name)
+        for name in (
+            "userId",
+            "wallets",
+            "connectedWallets",
+            "email",
+            "authType",
+            "identifier",
+            "oAuthMethod",
+            "phone",
+            "telegramUserId",
+            "farcasterUsername",
+            "externalWalletAddress",
+        )
+    ),
+    ("data", "wallets", 0),
+    *(("data", "wallets", 0, name) for name in ("id", "type", "address", "publicKey")),
+)
+
+
+def _claim_value(recipe: _Recipe) -> Any:
+    words = (API_KEY_ID, API_KEY_ID.upper(), _PAYLOAD["data"]["userId"], "EVM", "google", "")
+    word = words[recipe.choose(len(words))]
+    near_now = NOW + recipe.choose(256) - 128
+    return (
+        word,
+        recipe.text(),
+        int(near_now),
+        near_now + recipe.choose(8) / 8,
+        True,
+        None,
+        [word],
+        {word: word},
+        [],
+        10**20,
+        -1,
+        # A copy: a reference to the template could be edited next, or nest in itself.
+        [copy.deepcopy(_PAYLOAD["data"]["wallets"][0])],
+    )[recipe.choose(12)]
+
+
+def _recipe_payload(data: bytes) -> dict[str, Any]:
+    recipe = _Recipe(data)
+    payload: dict[str, Any] = copy.deepcopy(_PAYLOAD)
+    for _ in range(1 + recipe.choose(4)):
+        *parents, last = _PATHS[recipe.choose(len(_PATHS))]
+        container: Any = payload
+        for step in parents:
+            try:
+                container = container[step]
+            except (KeyError, IndexError, TypeError):
+                break
+        else:
+            if isinstance(container, dict) and recipe.choose(4) == 0:
+                container.pop(last, None)
+            elif isinstance(container, dict) or (
+                isinstance(container, list) and isinstance(last, int) and last < len(container)
+            ):
+                container[last] = _claim_value(recipe)
+    return payload
 
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -160,7 +239,15 @@ _CURVES = {"EC": {"P-256", "P-384", "P-521"}, "OKP": {"Ed25519", "Ed448"}}
 
 
 def check_jwks(data: bytes) -> None:
-    """One fuzz input: a JWKS document, read strictly (as fetched) and leniently."""
+    """One fuzz input: a JWKS document, read strictly (as fetched) and leniently.
+
+    An input starting with a NUL byte is instead a recipe (``_recipe_key_set``):
+    real keys with members replaced by values of other types. Byte mutations of
+    JSON text rarely turn ``"RS256"`` into ``["RS256"]``; a recipe does in one step.
+    """
+    if data.startswith(b"\0"):
+        check_keyset(_recipe_key_set(data[1:]))
+        return
     try:
         strict = decode_json_object(data, "key set", ValueError)
     except ValueError:
@@ -173,6 +260,82 @@ def check_jwks(data: bytes) -> None:
         return
     if lenient != strict:
         check_keyset(lenient)
+
+
+class _Recipe:
+    """Reads choices from fuzz bytes; past the end, every choice is 0."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._at = data, 0
+
+    def choose(self, count: int) -> int:
+        byte = self._data[self._at] if self._at < len(self._data) else 0
+        self._at += 1
+        return byte % count
+
+    def text(self) -> str:
+        size = self.choose(24)
+        chunk = self._data[self._at : self._at + size]
+        self._at += size
+        return chunk.decode("utf-8", "replace")
+
+
+# Real public keys to start from (committed, so a crash input replays the same).
+_TEMPLATES: list[dict[str, Any]] = json.loads((CORPUS / "jwks" / "mixed").read_bytes())["keys"]
+_MEMBERS = ("kid", "kty", "alg", "use", "key_ops", "crv", "n", "e", "x", "y", "d", "k", "x5c")
+_WORDS = (
+    *ALGORITHMS,
+    "HS256",
+    "none",
+    "sig",
+    "enc",
+    "verify",
+    "sign",
+    "RSA",
+    "EC",
+    "OKP",
+    "oct",
+    "P-256",
+    "Ed25519",
+    "X25519",
+    "AQAB",
+)
+
+
+def _value(recipe: _Recipe) -> Any:
+    kind = recipe.choose(11)
+    word = _WORDS[recipe.choose(len(_WORDS))]
+    return (
+        word,
+        recipe.text(),
+        recipe.choose(256) - 128,
+        recipe.choose(256) / 7,
+        True,
+        None,
+        [word],
+        {word: word},
+        [],
+        [[word], {"": None}],
+        word + recipe.text(),
+    )[kind]
+
+
+def _recipe_key_set(data: bytes) -> Any:
+    recipe = _Recipe(data)
+    members: list[Any] = []
+    for _ in range(1 + recipe.choose(4)):
+        if recipe.choose(16) == 0:
+            members.append(_value(recipe))
+            continue
+        member = dict(_TEMPLATES[recipe.choose(len(_TEMPLATES))])
+        for _ in range(recipe.choose(4)):
+            name = _MEMBERS[recipe.choose(len(_MEMBERS))]
+            if recipe.choose(4) == 0:
+                member.pop(name, None)
+            else:
+                member[name] = _value(recipe)
+        members.append(member)
+    return {"keys": members}
 
 
 def check_keyset(document: Any) -> None:
