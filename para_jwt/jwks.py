@@ -110,7 +110,7 @@ def _rsa_bits(jwk: Mapping[str, Any]) -> int:
         raise _Unusable("malformed RSA key: 'n' is not a string")
     try:
         raw = binascii.a2b_base64(modulus.translate(str.maketrans("-_", "+/")) + "==")
-    except ValueError:  # binascii.Error, or a plain ValueError for non-ASCII text
+    except ValueError:  # binascii.Error, or a non-ASCII str (a plain ValueError)
         raise _Unusable("malformed RSA key: 'n' is not base64url") from None
     return int.from_bytes(raw, "big").bit_length()
 
@@ -152,6 +152,7 @@ def _import_jwk(jwk: Any) -> VerificationKey:
     )
     alg = jwk.get("alg")
     if alg is not None:
+        # type() first: an unhashable "alg" (a list) would raise in the set lookup.
         if type(alg) is not str or alg not in fitting:
             raise _Unusable("'alg' does not fit the key or is not supported")
         fitting = frozenset((alg,))
@@ -267,7 +268,8 @@ def freshness_lifetime(headers: Mapping[str, str]) -> float | None:
         return None
     age = headers.get("Age", "")
     if age.isdecimal() and age.isascii():
-        lifetime -= int(age)
+        # float, not int: int() refuses more than 4300 digits, float() says inf.
+        lifetime -= float(age)
     return max(lifetime, 0.0)
 
 
@@ -829,10 +831,16 @@ class JWKSCache:
                 raise ValueError("it was exported for another JWKS URL")
             keyset = KeySet.from_jwks(state["jwks"])
             fetched_at, expires_at = float(state["fetched_at"]), float(state["expires_at"])
+            # Finite and after 1970: anything else is no export of ours, and cannot
+            # be shown by health() either.
+            if not (0 <= fetched_at < math.inf and 0 <= expires_at < math.inf):
+                raise ValueError("its times are not timestamps")
             etag, last_modified = state.get("etag"), state.get("last_modified")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(f"initial_state is not usable: {exc}") from None
-        # A state cannot grant itself more lifetime than our own bounds allow.
+        # A state cannot grant itself more lifetime than our own bounds allow: nor
+        # by a fetch time in the future, which would move the max_ttl bound with it.
+        fetched_at = min(fetched_at, self._clock())
         self._keyset, self._document = keyset, state["jwks"]
         self._fetched_at = fetched_at
         self._expires_at = min(expires_at, fetched_at + self._max_ttl)
