@@ -56,8 +56,7 @@ from para_jwt import (
     TokenNotYetValidError,
     UnknownKeyError,
 )
-from para_jwt.testing import MockPara
-from tests.conftest import FakeClock
+from para_jwt.testing import FakeClock, MockPara
 
 # --- budgets ---------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ To cover a new path, write one more ``@scenario`` coroutine: it gets a
 ``World``, calls ``world.show(...)`` / ``world.shown_error(...)`` on whatever
 users or operators could see, and registers any new secret with
 ``world.secret(...)`` / ``world.token(...)``. ``para_jwt.aiohttp`` (written
-concurrently, not on this branch yet) plugs in that way: drive the decorated
-handler with an aiohttp test client, the token in ``Authorization``, and show
-the response bodies and ``WWW-Authenticate`` headers of each 401/403/503.
+plugs in that way: the decorated handlers are driven with an aiohttp test
+client, the token in ``Authorization``, and the status, headers and body of
+each refusal are shown.
 """
 
 from __future__ import annotations
@@ -54,8 +54,7 @@ from para_jwt import (
     UnsupportedAlgorithmError,
     WalletNotFoundError,
 )
-from para_jwt.testing import MockPara
-from tests.conftest import FakeClock
+from para_jwt.testing import FakeClock, MockPara
 
 
 def everything_shown(error: BaseException) -> str:
@@ -344,6 +343,87 @@ async def mock_para_error_bodies(world: World) -> None:
                 world.show(await response.text(), str(response.headers))
     world.show(para, para.requests)
     world.expected.append("session expired")
+
+
+# --- the aiohttp integration ---------------------------------------------------------------
+
+
+async def _protected_app_answers(
+    world: World, requests: list[dict[str, str]], *, path: str, secret_api_key: str | None = None
+) -> None:
+    """Serve a protected app on loopback and show every answer's status, headers and body."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from para_jwt.aiohttp import get_session, para_required, para_session_required, setup
+
+    @para_required
+    async def me(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    @para_session_required
+    async def session(request: web.Request) -> web.Response:
+        return web.json_response({"auth": get_session(request).auth_type})
+
+    app = web.Application()
+    verifier = world.verifier()  # ours to close; setup closes the ParaAPI it builds
+    setup(
+        app,
+        verifier,
+        secret_api_key=secret_api_key or world.para.secret_api_key,
+        api_options={"base_url": world.para.base_url, "backoff": 0},
+    )
+    app.router.add_get("/me", me)
+    app.router.add_post("/session", session)
+    async with verifier, TestClient(TestServer(app)) as client:
+        for headers in requests:
+            method = client.get if path == "/me" else client.post
+            async with method(path, headers=headers) as response:
+                assert response.status >= 400
+                world.show(str(response.status), str(response.headers), await response.text())
+
+
+@scenario
+async def aiohttp_refusals(world: World) -> None:
+    para = world.para
+    expired = world.token(para.issue_jwt(expires_in=-60))
+    wrong_aud = world.token(para.issue_jwt(audience=str(uuid.uuid4())))
+    good = world.token(para.issue_jwt())
+    head, payload, signature = good.split(".")
+    tampered = f"{head}.{payload}.{signature[:-4]}AAAA"
+    requests = [
+        {"Authorization": f"Bearer {expired}"},
+        {"Authorization": f"Bearer {wrong_aud}"},
+        {"Authorization": f"Bearer {tampered}"},
+        {"Authorization": f"Bearer {good} {good}"},  # malformed: two tokens
+        {"Authorization": f"Basic {good}"},
+    ]
+    await _protected_app_answers(world, requests, path="/me")
+    world.expected += ["invalid_token", "invalid_request"]
+
+
+@scenario
+async def aiohttp_key_outage(world: World) -> None:
+    world.para.down()
+    token = world.token(world.para.issue_jwt())
+    await _protected_app_answers(world, [{"Authorization": f"Bearer {token}"}], path="/me")
+    world.expected.append("Retry-After")
+
+
+@scenario
+async def aiohttp_session_refusals(world: World) -> None:
+    para = world.para
+    expired = world.secret(para.issue_verification_token())
+    para.expire_session(expired)
+    jwt = world.token(para.issue_jwt())
+    header = "X-Para-Verification-Token"
+    await _protected_app_answers(world, [{header: expired}, {header: jwt}], path="/session")
+    wrong_key = world.secret("sandbox_" + uuid.uuid4().hex)
+    live = world.secret(para.issue_verification_token())
+    await _protected_app_answers(
+        world, [{header: live}], path="/session", secret_api_key=wrong_key
+    )
+    world.expected += ["invalid_token", "invalid_request", "500"]
 
 
 # --- the sweep ---------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from para_jwt import ConfigurationError, JWKSCache, KeySet, ParaVerifier
-from para_jwt.testing import MockPara
-from tests.conftest import FakeClock
+from para_jwt.testing import FakeClock, MockPara
 
 
 @pytest.fixture
