@@ -521,9 +521,11 @@ class JWKSCache:
 
         Starts a background refresh once the set is past its refresh point.
         """
-        if self._clock() >= self._expires_at:
+        now = self._clock()
+        if now >= self._expires_at:
             return None
-        self._maybe_refresh_ahead()
+        if now >= self._refresh_at:  # on every verify: skip the call until it can matter
+            self._maybe_refresh_ahead()
         keyset = self._keyset
         return None if keyset is None else keyset.keys.get(kid)
 
