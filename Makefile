@@ -20,5 +20,18 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# The peers and matplotlib (the `bench` extra), then the three benchmarks; results
+# (JSON, Markdown, a PNG chart) go to benchmarks/results/. Takes a few minutes.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_verify.py
+	$(BIN)/python benchmarks/bench_jwks.py
+	$(BIN)/python benchmarks/bench_http.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
