@@ -36,7 +36,7 @@ import sys
 import time
 import tracemalloc
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import cycle, islice
 from pathlib import Path
@@ -323,6 +323,10 @@ class Case:
     note: str = ""
     n: int = 0
     runs: list[float] = field(default_factory=list)
+    #: One endless cycle over ``inputs``, so each batch continues where the last one
+    #: stopped: a batch restarting at the first input would find the start of the
+    #: "misses" pool still in the cache.
+    feed: Iterator[Any] | None = None
 
     @property
     def median(self) -> float | None:
@@ -366,7 +370,9 @@ async def sanity(case: Case, tokens: Tokens, prepare: Callable[[str], Any] | Non
 
 async def run_batch(case: Case, timer: Callable[[], int]) -> float:
     """µs per call over one batch of ``case.n`` calls."""
-    inputs = list(islice(cycle(case.inputs), case.n))
+    if case.feed is None:
+        case.feed = cycle(case.inputs)
+    inputs = list(islice(case.feed, case.n))
     call = case.call
     assert call is not None
     gc.collect()
