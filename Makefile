@@ -20,7 +20,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# The peers and matplotlib (the `bench` extra), then the three benchmarks; results
+# The peers and matplotlib (the `bench` extra), then the benchmarks; results
 # (JSON, Markdown, a PNG chart) go to benchmarks/results/. Takes a few minutes.
 BENCH_STAMP := $(VENV)/.installed-bench
 
@@ -32,6 +32,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_verify.py
 	$(BIN)/python benchmarks/bench_jwks.py
 	$(BIN)/python benchmarks/bench_http.py
+	$(BIN)/python benchmarks/bench_parts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -36,6 +36,7 @@ import sys
 import time
 import tracemalloc
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import cycle, islice
@@ -69,6 +70,7 @@ B_ROW = "(b) cryptography + hand-written parse/checks (json)"
 A_ROW = "(a) cryptography verify only (physical floor)"
 UNCACHED_ROW = "para_jwt verify, uncached (token_cache_size=0)"
 MISSES_ROW = "para_jwt verify, cache on, every lookup a miss"
+KEEPS_ROW = "para_jwt verify, uncached, the caller keeps its last results"
 HIT_ROW = "para_jwt verify, verified-token cache hit"
 MAX_CALLS = 40_000
 
@@ -452,6 +454,15 @@ async def build_cases(
         await hits.verify(token)
     cases.append(Case(UNCACHED_ROW, alg, uncached.verify, True, tokens.good))
     cases.append(Case(MISSES_ROW, alg, misses.verify, True, miss_tokens))
+    # The memory a full cache keeps alive, without the cache: as many results as it
+    # holds stay referenced, so their objects are not recycled while new ones are made.
+    kept: deque[Any] = deque(maxlen=args.miss_cache)
+
+    async def keeps(token: str) -> Any:
+        kept.append(await uncached.verify(token))
+        return kept[-1]
+
+    cases.append(Case(KEEPS_ROW, alg, keeps, True, miss_tokens))
     cases.append(Case(HIT_ROW, alg, hits.verify, True, tokens.good))
 
     for row, make in PEERS:
@@ -651,7 +662,9 @@ def report(
             f"- RS256 cache hit: {fmt(summary['RS256']['hit_us'])} µs, "
             f"{fmt(summary['RS256']['hit_speedup_over_uncached'])}× faster than uncached",
             f"- '{MISSES_ROW}': an LRU of {args.miss_cache} with {2 * args.miss_cache} "
-            "tokens cycling (lookup, insert and eviction on every call)",
+            "tokens cycling (lookup, insert and eviction on every call); "
+            f"'{KEEPS_ROW}': the same tokens, no cache, the last {args.miss_cache} "
+            "results kept referenced",
             *memory_lines,
             *(["", "Not timed:", *notes] if notes else []),
         ]

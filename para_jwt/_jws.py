@@ -164,7 +164,8 @@ class CompactJWS:
 
 # Maps the URL-safe alphabet onto the standard one and '+', '/', '=' onto '!', which
 # is in neither: binascii's strict mode then refuses every byte outside the base64url
-# alphabet in the same C pass that decodes (a regex pre-scan cost ~2 µs a token).
+# alphabet in the same C pass that decodes (a regex pre-scan tripled the cost:
+# benchmarks/bench_parts.py).
 _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_+/=", b"+/!!!")
 _PADDING = (b"", b"", b"==", b"=")
 # With 2 or 3 characters left over, the unused low bits of the last character must
@@ -213,7 +214,7 @@ def _no_constant(name: str) -> NoReturn:
 
 
 # Built once: json.loads(..., object_pairs_hook=...) builds a new decoder and C
-# scanner on every call (~1.5 µs a token).
+# scanner on every call (~1.2 µs a Para payload, bench_parts.py).
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_no_constant)
 # The payload's fast path (see _payload_json) calls a hook-less decoder's C scanner
 # (an instance attribute typeshed does not declare) directly. Scanners are reentrant:
@@ -222,7 +223,7 @@ _scan_payload: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(
     parse_constant=_no_constant
 ).scan_once  # type: ignore[attr-defined]
 # Deleting every byte but these leaves a short string to count: one C pass instead
-# of three str.count calls (~0.5 µs against ~0.8 µs for a Para payload).
+# of three str.count calls.
 _NOT_STRUCTURAL = bytes(sorted(set(range(256)) - set(b":{[")))
 
 
@@ -268,8 +269,9 @@ def _payload_json(raw: bytes) -> dict[str, Any]:
 
     An ``object_pairs_hook`` sees every object's members before they collapse
     into a dict, which is how ``decode_json_object`` finds repeated names; but
-    the C scanner's pairs path costs ~1.1 µs on a Para payload, the largest
-    item on the hot path after the signature. Here the payload is parsed without
+    the C scanner's pairs path (a list of pairs per object, then the call) is
+    slower than the counting below: 3.5 µs against 2.9 µs on a Para payload,
+    depth check included (bench_parts.py). Here the payload is parsed without
     the hook and the absence of repeated names is proven by counting instead:
 
     * every member has exactly one ``:`` outside strings, so the ``:`` in the
@@ -347,7 +349,7 @@ def split_compact(
 ) -> tuple[bytes, dict[str, Any], dict[str, Any], bytes, bytes]:
     """``parse_compact`` as a plain tuple: (header segment, header, payload,
     signing input, signature). The verifier's hot path: a tuple costs nothing to
-    build or unpack, the frozen ``CompactJWS`` ~0.4 µs.
+    build or unpack, the frozen ``CompactJWS`` needs a dataclass ``__init__``.
 
     ``known_headers`` maps header segments that already passed every check under
     the same ``algorithms`` to their decoded header, which is then reused as is.
@@ -367,7 +369,7 @@ def split_compact(
         raise MalformedTokenError(f"the token must be str or bytes, not {type(token).__name__}")
 
     # Bytes, not str: bytes.translate is a table lookup, str.translate a dict walk
-    # (1.7 µs against 4.8 µs for a Para payload, measured).
+    # (1.7 µs against 4.7 µs for a Para payload, bench_parts.py).
     segments = raw.split(b".")
     if len(segments) != 3:
         raise MalformedTokenError(

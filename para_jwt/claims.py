@@ -124,9 +124,9 @@ class Wallet:
 # --- building frozen claims fast ---------------------------------------------------------
 #
 # A frozen dataclass's __init__ stores each field through object.__setattr__:
-# ~1.2 µs for ParaClaims' 17 fields and ~0.3 µs per Wallet, a third of the whole
-# claims step. A draft is a plain class with the same __slots__, hence the same
-# memory layout: it is filled with ordinary attribute stores (~0.3 µs for 17), then
+# ~1.5 µs for ParaClaims' 17 fields (benchmarks/bench_parts.py), and more per
+# Wallet. A draft is a plain class with the same __slots__, hence the same
+# memory layout: it is filled with ordinary attribute stores (a fraction of that), then
 # re-classed in place (CPython allows __class__ assignment between layout-compatible
 # classes). The result is an ordinary instance of the frozen class: equality, repr,
 # hashing and FrozenInstanceError behave exactly as if __init__ had built it.
@@ -137,12 +137,12 @@ def _draft_class(cls: type) -> Any:
 
 
 _WalletDraft = _draft_class(Wallet)
-# The enums' own lookup table, read directly: calling the enum costs ~0.2 µs a value,
-# and ~0.9 µs when the value needs _missing_ (case folding, unknown values).
+# The enums' own lookup table, read directly: calling the enum runs Python-level
+# Enum machinery, and _missing_ too when the value needs case folding.
 _WALLET_TYPES: Mapping[str, WalletType] = WalletType._value2member_map_  # type: ignore[assignment]
 _AUTH_TYPES: Mapping[str, AuthType] = AuthType._value2member_map_  # type: ignore[assignment]
 _OAUTH_METHODS: Mapping[str, OAuthMethod] = OAuthMethod._value2member_map_  # type: ignore[assignment]
-# Para sends all four members: one C call reads them (0.05 µs against 0.12 µs for four gets).
+# Para sends all four members: one C call reads them instead of four .get calls.
 _WALLET_MEMBERS = itemgetter("id", "type", "address", "publicKey")
 
 
@@ -291,8 +291,8 @@ class ParaClaims:
         external_wallet_address = get("externalWalletAddress")
         if type(telegram_user_id) is int:
             telegram_user_id = str(telegram_user_id)
-        # All string fields in one C-level pass (~0.2 µs; one call per field cost
-        # ~0.5 µs). If one is wrong, _check_data finds it and names it, checking in
+        # All string fields in one C-level pass, not a helper call per field.
+        # If one is wrong, _check_data finds it and names it, checking in
         # the documented order (wallets included), as a field-by-field check would.
         if not _STR_OR_NONE.issuperset(
             map(

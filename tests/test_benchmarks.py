@@ -17,7 +17,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.mark.parametrize("name", ["verify", "jwks", "http"])
+@pytest.mark.parametrize("name", ["verify", "jwks", "http", "parts"])
 def test_a_quick_run_writes_its_results(tmp_path: Path, name: str) -> None:
     script = BENCHMARKS / f"bench_{name}.py"
     done = subprocess.run(  # noqa: S603 (this interpreter, on a script of this repository)
