@@ -281,7 +281,7 @@ def groups() -> list[Group]:
             },
         ),
         (
-            "ES256 raw R||S to DER",
+            "ES256 raw signature (R, S) to DER",
             {
                 "through hex (joserfc)": lambda: der_by_hex(es_signature),
                 "para_jwt: int.from_bytes + encode_dss_signature": lambda: encode_dss_signature(
