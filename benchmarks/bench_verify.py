@@ -421,6 +421,7 @@ async def build_cases(
     joserfc_key = {"RS256": RSAKey, "ES256": ECKey, "EdDSA": OKPKey}[alg].import_key(jwk)
     public_key = joserfc_key.get_op_key("verify")
     tokens = make_tokens(mock, args.pool)
+    args.token_bytes[alg] = len(tokens.good[0])
     options = {"algorithms": (alg,)}
     cases: list[Case] = []
 
@@ -642,6 +643,9 @@ def report(
             "# bench_verify: µs per verify (median of repeats) and ratios to the floors",
             "",
             f"Machine: {machine_line(info)}.",
+            "Tokens (MockPara's issue_jwt): "
+            + ", ".join(f"{alg} {size:,} bytes" for alg, size in args.token_bytes.items())
+            + ".",
             f"Timer: {args.timer} ({'thread CPU time' if args.timer == 'cpu' else 'wall clock'}); "
             f"{args.repeats} repeats of ~{args.batch} s per case, round-robin"
             + (
@@ -677,6 +681,7 @@ def report(
             "batch_seconds": args.batch,
             "token_pool": args.pool,
             "miss_cache": args.miss_cache,
+            "token_bytes": args.token_bytes,
             "quick": args.quick,
         },
         "results": [
@@ -762,6 +767,7 @@ def main() -> int:
     args.pool = 4 if quick else 200
     args.miss_cache = 8 if quick else 1024
     args.memory_entries = 64 if quick else 4096
+    args.token_bytes = {}
     # The peers' own warnings (authlib.jose's deprecation, joserfc's on EdDSA) are
     # not this benchmark's business.
     warnings.simplefilter("ignore")
