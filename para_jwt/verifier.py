@@ -255,11 +255,10 @@ class ParaVerifier:
         if current is key and valid_from <= now + self._leeway and now < valid_until:
             token_cache.move_to_end(token)
             return claims
+        # Expired, not yet valid (the clock went back) or the key is gone: forget
+        # it and verify from scratch, which names the reason from the token itself,
+        # never from claims.payload (the caller may have mutated that dict).
         del token_cache[token]
-        if current is key:
-            # The clock passed exp (or went back before nbf/iat): the full check
-            # raises with the claim named.
-            self._check_times(claims.payload, now)
         return None
 
     def _check_registered_claims(

@@ -294,3 +294,15 @@ async def test_out_of_range_dates_are_invalid_claims(
     token = signed(para, json.dumps(members, separators=(",", ":")).replace('"VALUE"', literal))
     with pytest.raises(InvalidClaimsError, match=f"'{claim}' must be a NumericDate"):
         await pinned(para, clock).verify(token)
+
+
+async def test_a_hit_never_reads_the_callers_copy_of_the_payload(
+    para: MockPara, clock: FakeClock
+) -> None:
+    verifier = pinned(para, clock)
+    token = para.issue_jwt(expires_in=60)
+    claims = await verifier.verify(token)
+    claims.payload["exp"] = NOW + 10**6  # type: ignore[index]
+    clock.advance(60)
+    with pytest.raises(TokenExpiredError):
+        await verifier.verify(token)
