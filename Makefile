@@ -55,5 +55,19 @@ fuzz: $(FUZZ_STAMP)
 	echo "fuzz_verify exit $$v, fuzz_jwks exit $$j (crash inputs: fuzz/corpus-work/artifacts/)"; \
 	test $$v -eq 0 && test $$j -eq 0
 
+# The peers and matplotlib (the `bench` extra), then the benchmarks; results
+# (JSON, Markdown, a PNG chart) go to benchmarks/results/. Takes a few minutes.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench_verify.py
+	$(BIN)/python benchmarks/bench_jwks.py
+	$(BIN)/python benchmarks/bench_http.py
+	$(BIN)/python benchmarks/bench_parts.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

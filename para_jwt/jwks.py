@@ -38,7 +38,7 @@ import aiohttp
 from cachetools import TTLCache
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from ._jws import ALGORITHMS, Algorithm, decode_json_object
+from ._jws import ALGORITHMS, Algorithm, SignatureCheck, decode_json_object
 from ._version import __version__
 from .environments import check_endpoint_url
 from .errors import ConfigurationError, JWKSError, JWKSUnavailableError, UnknownKeyError
@@ -87,9 +87,18 @@ class VerificationKey:
     #: The public JWK as published (compared across fetches to reuse this object).
     jwk: Mapping[str, Any] = field(repr=False)
     key: Any = field(repr=False)
+    #: A ready signature check per name in ``algorithms`` (``Algorithm.bind``), so a
+    #: verify costs one dict lookup and one cryptography call.
+    checks: Mapping[str, SignatureCheck] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        checks = {name: ALGORITHMS[name].bind(self.key) for name in self.algorithms}
+        object.__setattr__(self, "checks", checks)
 
     def verify(self, algorithm: Algorithm, signing_input: bytes, signature: bytes) -> bool:
-        return bool(algorithm.implementation.verify(signing_input, signature, self.key))
+        """False also when ``algorithm`` is not one of this key's ``algorithms``."""
+        check = self.checks.get(algorithm.name)
+        return check is not None and check(signing_input, signature)
 
 
 @dataclass(frozen=True, slots=True)

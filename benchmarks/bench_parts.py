@@ -1,0 +1,386 @@
+"""The pieces of the verify fast path, each against the plainer way it replaced.
+
+Every choice the fast path makes (README, "What the fast path does") is measured
+here on one Para-shaped RS256 token: each group's variants run round-robin in one
+process, several repeats, medians of thread CPU time, and their ratio to the
+group's first variant (the plain way). The plain ways are written out below as
+they would be without the trick; they are references, not para_jwt code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import binascii
+import dataclasses
+import gc
+import json
+import re
+import statistics
+import sys
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from _common import (
+    TIMERS,
+    Progress,
+    arguments,
+    fmt,
+    machine,
+    machine_line,
+    markdown_table,
+    write_results,
+)
+from cachetools import LRUCache
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from joserfc.jws import JWSRegistry
+
+from para_jwt import _jws
+from para_jwt.claims import AuthType, OAuthMethod, ParaClaims, Wallet, WalletType
+from para_jwt.jwks import KeySet
+from para_jwt.testing import MockPara
+
+Group = tuple[str, dict[str, Callable[[], Any]]]
+
+
+# --- the plain ways ------------------------------------------------------------------------
+
+_NOT_BASE64URL = re.compile(rb"[^A-Za-z0-9_-]")
+_PLAIN_TABLE = bytes.maketrans(b"-_", b"+/")
+_PLAIN_STR_TABLE = str.maketrans("-_+/=", "+/!!!")
+_PAD = (b"", b"", b"==", b"=")
+
+
+def b64_regex(segment: bytes) -> bytes:
+    if _NOT_BASE64URL.search(segment) is not None:
+        raise ValueError("not base64url")
+    return binascii.a2b_base64(
+        segment.translate(_PLAIN_TABLE) + _PAD[len(segment) & 3], strict_mode=True
+    )
+
+
+def b64_str(segment: str) -> bytes:
+    padding = ("", "", "==", "=")[len(segment) & 3]
+    return binascii.a2b_base64(segment.translate(_PLAIN_STR_TABLE) + padding, strict_mode=True)
+
+
+class NotStrict(ValueError):
+    pass
+
+
+def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise NotStrict("duplicate")
+    return obj
+
+
+def no_constant(name: str) -> NoReturn:
+    raise NotStrict(name)
+
+
+def json_loads_with_hook(raw: bytes) -> Any:
+    return json.loads(raw.decode(), object_pairs_hook=unique, parse_constant=no_constant)
+
+
+_HOOKED = json.JSONDecoder(object_pairs_hook=unique, parse_constant=no_constant)
+
+
+def plain_claims(payload: dict[str, Any]) -> ParaClaims:
+    """What ParaClaims.from_payload did before: helpers per field, the enums
+    called, the frozen dataclass's generated __init__."""
+
+    def optional_str(name: str) -> str | None:
+        value = data.get(name)
+        if value is None or type(value) is str:
+            return value
+        raise ValueError(name)
+
+    def wallets(name: str) -> tuple[Wallet, ...]:
+        result = []
+        for item in data.get(name) or ():
+            if not (type(item["id"]) is str and type(item["address"]) is str):
+                raise ValueError(name)
+            result.append(
+                Wallet(item["id"], WalletType(item["type"]), item["address"], item["publicKey"])
+            )
+        return tuple(result)
+
+    data = payload["data"]
+    auth_type = optional_str("authType")
+    oauth_method = optional_str("oAuthMethod")
+    return ParaClaims(
+        user_id=data["userId"],
+        wallets=wallets("wallets"),
+        connected_wallets=wallets("connectedWallets"),
+        auth_type=None if auth_type is None else AuthType(auth_type),
+        identifier=optional_str("identifier"),
+        email=optional_str("email"),
+        phone=optional_str("phone"),
+        oauth_method=None if oauth_method is None else OAuthMethod(oauth_method),
+        telegram_user_id=optional_str("telegramUserId"),
+        farcaster_username=optional_str("farcasterUsername"),
+        external_wallet_address=optional_str("externalWalletAddress"),
+        subject=payload.get("sub"),
+        audience="a",
+        issued_at=None,
+        expires_at=None,  # type: ignore[arg-type]
+        key_id="k",
+        payload=payload,
+    )
+
+
+def der_by_hex(signature: bytes) -> bytes:
+    # joserfc's route: each half through hex text.
+    r = int(binascii.b2a_hex(signature[:32]), 16)
+    s = int(binascii.b2a_hex(signature[32:]), 16)
+    return encode_dss_signature(r, s)
+
+
+def der_by_hand(signature: bytes) -> bytes:
+    def integer(x: bytes) -> bytes:
+        x = x.lstrip(b"\0")
+        if not x or x[0] & 0x80:
+            x = b"\0" + x
+        return b"\x02" + bytes((len(x),)) + x
+
+    body = integer(signature[:32]) + integer(signature[32:])
+    return b"\x30" + bytes((len(body),)) + body
+
+
+# --- the groups ----------------------------------------------------------------------------
+
+
+def groups() -> list[Group]:
+    rs = MockPara()
+    token = rs.issue_jwt()
+    raw = token.encode()
+    header_b64, payload_b64, signature_b64 = raw.split(b".")
+    payload_raw = _jws._base64url_decode(payload_b64, "payload")
+    payload = json.loads(payload_raw)
+    algorithms = frozenset({"RS256"})
+    known = {header_b64: json.loads(_jws._base64url_decode(header_b64, "header"))}
+
+    key = KeySet.from_jwks(rs.jwks()).key(rs.current_kid)
+    joserfc_rs256 = JWSRegistry.algorithms["RS256"]
+    signing_input, _, _ = raw.rpartition(b".")
+    signature = _jws._base64url_decode(signature_b64, "signature")
+    bound = key.checks["RS256"]
+
+    es = MockPara(alg="ES256")
+    es_token = es.issue_jwt().encode()
+    es_input, _, es_sig_b64 = es_token.rpartition(b".")
+    es_signature = _jws._base64url_decode(es_sig_b64, "signature")
+    es_key = KeySet.from_jwks(es.jwks()).key(es.current_kid)
+    joserfc_es256 = JWSRegistry.algorithms["ES256"]
+
+    claims = ParaClaims.from_payload(payload, audience="a", key_id="k")
+    fields = {f.name: getattr(claims, f.name) for f in dataclasses.fields(ParaClaims)}
+
+    entry = (claims, key, 0.0, 0.0)
+    tokens = [rs.issue_jwt() for _ in range(64)]
+    lru: LRUCache[str, Any] = LRUCache(maxsize=32)
+    ordered: OrderedDict[str, Any] = OrderedDict()
+    counter = iter(range(10**12))
+
+    def lru_miss() -> None:
+        t = tokens[next(counter) % 64].encode().decode()
+        if lru.get(t) is None:
+            lru[t] = entry
+
+    def ordered_miss() -> None:
+        t = tokens[next(counter) % 64].encode().decode()
+        if ordered.get(t) is None:
+            ordered[t] = entry
+            if len(ordered) > 32:
+                ordered.popitem(last=False)
+
+    def fresh_copy() -> None:
+        tokens[next(counter) % 64].encode().decode()
+
+    assert b64_regex(payload_b64) == _jws._base64url_decode(payload_b64, "payload")
+    assert b64_str(payload_b64.decode()) == payload_raw
+    assert der_by_hex(es_signature) == der_by_hand(es_signature)
+    assert plain_claims(payload).user_id == claims.user_id
+    return [
+        (
+            "strict base64url, payload segment",
+            {
+                "regex pre-scan, then a2b_base64": lambda: b64_regex(payload_b64),
+                "on str: translate, a2b_base64": lambda: b64_str(payload_b64.decode()),
+                "para_jwt: bytes.translate onto '!', a2b_base64 strict": lambda: (
+                    _jws._base64url_decode(payload_b64, "payload")
+                ),
+            },
+        ),
+        (
+            "strict JSON, the payload (unique names, no NaN, depth)",
+            {
+                "json.loads(..., object_pairs_hook=...)": lambda: json_loads_with_hook(
+                    payload_raw
+                ),
+                "a prebuilt decoder with the hook": lambda: _HOOKED.decode(payload_raw.decode()),
+                "para_jwt: hook-less C scanner, names proven unique by counting": lambda: (
+                    _jws._payload_json(payload_raw)
+                ),
+                "(reference, no rules) json.loads": lambda: json.loads(payload_raw),
+            },
+        ),
+        (
+            "the header",
+            {
+                "decode and check": lambda: _jws._check_header(
+                    _jws.decode_json_object(_jws._base64url_decode(header_b64, "h"), "h"),
+                    algorithms,
+                ),
+                "para_jwt: a verified header segment, remembered": lambda: known.get(header_b64),
+            },
+        ),
+        (
+            "parsing result",
+            {
+                "CompactJWS dataclass (parse_compact)": lambda: _jws.parse_compact(
+                    raw, max_size=16384, algorithms=algorithms
+                ),
+                "para_jwt: a tuple (split_compact)": lambda: _jws.split_compact(
+                    raw, max_size=16384, algorithms=algorithms
+                ),
+            },
+        ),
+        (
+            "typed claims",
+            {
+                "field helpers, enum calls, frozen __init__": lambda: plain_claims(payload),
+                "para_jwt: ParaClaims.from_payload (one-pass checks, drafts)": lambda: (
+                    ParaClaims.from_payload(payload, audience="a", key_id="k")
+                ),
+                "(part of either) ParaClaims(**fields), frozen __init__": lambda: ParaClaims(
+                    **fields
+                ),
+            },
+        ),
+        (
+            "RS256 signature",
+            {
+                "joserfc algorithm.verify(msg, sig, key)": lambda: joserfc_rs256.verify(
+                    signing_input, signature, key.key
+                ),
+                "para_jwt: check bound to the key": lambda: bound(signing_input, signature),
+            },
+        ),
+        (
+            "ES256 signature",
+            {
+                "joserfc algorithm.verify(msg, sig, key)": lambda: joserfc_es256.verify(
+                    es_input, es_signature, es_key.key
+                ),
+                "para_jwt: check bound to the key": lambda: es_key.checks["ES256"](
+                    es_input, es_signature
+                ),
+            },
+        ),
+        (
+            "ES256 raw signature (R, S) to DER",
+            {
+                "through hex (joserfc)": lambda: der_by_hex(es_signature),
+                "para_jwt: int.from_bytes + encode_dss_signature": lambda: encode_dss_signature(
+                    int.from_bytes(es_signature[:32], "big"),
+                    int.from_bytes(es_signature[32:], "big"),
+                ),
+                "DER by hand": lambda: der_by_hand(es_signature),
+            },
+        ),
+        (
+            "a new token meets a full LRU (fresh token str, lookup, insert, evict)",
+            {
+                "cachetools.LRUCache": lru_miss,
+                "para_jwt: OrderedDict": ordered_miss,
+                "(part of either) a fresh token str": fresh_copy,
+            },
+        ),
+    ]
+
+
+def run_groups(
+    measured: list[Group], args: argparse.Namespace, progress: Progress
+) -> list[dict[str, Any]]:
+    timer = TIMERS["cpu"]
+    cases = [(title, name, call) for title, variants in measured for name, call in variants.items()]
+    counts: dict[tuple[str, str], int] = {}
+    for title, name, call in cases:  # calibrate: ~batch seconds per batch
+        start = timer()
+        for _ in range(200):
+            call()
+        per_call = (timer() - start) / 200
+        counts[title, name] = max(50, int(args.batch * 1e9 / max(per_call, 50)))
+    runs: dict[tuple[str, str], list[float]] = {(t, n): [] for t, n, _ in cases}
+    for repeat in range(args.repeats):
+        progress(f"repeat {repeat + 1}/{args.repeats}")
+        for title, name, call in cases:
+            n = counts[title, name]
+            gc.collect()
+            gc.disable()
+            start = timer()
+            for _ in range(n):
+                call()
+            elapsed = timer() - start
+            gc.enable()
+            runs[title, name].append(elapsed / n / 1000)
+    results = []
+    for title, variants in measured:
+        base = statistics.median(runs[title, next(iter(variants))])
+        for name in variants:
+            median = statistics.median(runs[title, name])
+            results.append(
+                {
+                    "group": title,
+                    "variant": name,
+                    "us_per_op": median,
+                    "over_first": median / base,
+                    "runs_us": runs[title, name],
+                }
+            )
+    return results
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    progress = Progress("parts")
+    info = machine()
+    results = run_groups(groups(), args, progress)
+    progress.done("done")
+    rows = [
+        [r["group"], r["variant"], fmt(r["us_per_op"]), f"{r['over_first']:.2f}"] for r in results
+    ]
+    markdown = "\n".join(
+        [
+            "# bench_parts: the fast path's pieces against the plain ways",
+            "",
+            f"Machine: {machine_line(info)}.",
+            f"Thread CPU time; {args.repeats} repeats round-robin, ~{args.batch} s a batch; "
+            "medians; ratios to each group's first row.",
+            "",
+            markdown_table(["group", "variant", "µs", "× first"], rows, "llrr"),
+        ]
+    )
+    return {
+        "machine": info,
+        "method": {"quick": args.quick, "repeats": args.repeats, "batch_seconds": args.batch},
+        "results": results,
+        "markdown": markdown,
+    }
+
+
+def main() -> int:
+    args = arguments(__doc__.split("\n", 1)[0])
+    args.repeats = 1 if args.quick else 9
+    args.batch = 0.002 if args.quick else 0.05
+    data = asyncio.run(run(args))
+    written = write_results(args.out, "parts", data, data["markdown"])
+    print(data["markdown"])
+    print("\nwritten:", ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
