@@ -1,8 +1,8 @@
 """A protected aiohttp endpoint against the same endpoint unprotected, loaded over HTTP.
 
-The server (this process) serves one trivial JSON handler three ways: open (no
-middleware), and behind a middleware that verifies the bearer token with a
-``ParaVerifier`` whose verified-token cache is on, or off. Keys come from
+The server (this process) serves one trivial JSON handler four ways: open, and
+protected by ``para_jwt.aiohttp`` (the ``@para_required`` decorator with the
+verified-token cache on, or off; and app-wide by ``para_middleware``). Keys come from
 MockPara on 127.0.0.1. The load comes from a separate process (this script
 with ``--load-child``): a fixed number of keep-alive connections on 127.0.0.1,
 a few requests pipelined on each, each connection sending its own client's Para
@@ -25,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +38,17 @@ from _common import (
     percentile,
     write_results,
 )
-from aiohttp import hdrs, web
+from aiohttp import web
 
-from para_jwt import InvalidTokenError, JWKSError, ParaVerifier
+from para_jwt import ParaVerifier
+from para_jwt.aiohttp import para_middleware, para_required, setup
 from para_jwt.testing import MockPara
 
 SCENARIOS = (
     "open",
-    "open, behind a middleware that does nothing",
-    "protected, token cache on",
-    "protected, token cache off",
+    "@para_required, token cache on",
+    "@para_required, token cache off",
+    "para_middleware, token cache on",
 )
 
 # --- the server --------------------------------------------------------------------------
@@ -58,38 +58,24 @@ async def hello(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def protected_by(verifier: ParaVerifier) -> Callable[..., Awaitable[web.StreamResponse]]:
-    # A stand-in for ``para_jwt.aiohttp.para_required`` (written on another branch):
-    # the least a protected endpoint must do, so the numbers measure verify().
-    # Switch to the decorator once it is merged.
-    @web.middleware
-    async def middleware(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        authorization = request.headers.get(hdrs.AUTHORIZATION, "")
-        if not authorization.startswith("Bearer "):
-            raise web.HTTPUnauthorized
-        try:
-            request["para_claims"] = await verifier.verify(authorization[7:])
-        except InvalidTokenError:
-            raise web.HTTPUnauthorized from None
-        except JWKSError:
-            raise web.HTTPServiceUnavailable from None
-        return await handler(request)
-
-    return middleware
-
-
-@web.middleware
-async def passthrough(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    # What aiohttp's middleware machinery costs by itself, for the protected rows.
-    return await handler(request)
+def app_for(scenario: str, cached: ParaVerifier, uncached: ParaVerifier) -> web.Application:
+    """The endpoint as a user of para_jwt.aiohttp would protect it."""
+    if scenario == "open":
+        app = web.Application()
+        app.router.add_get("/hello", hello)
+        return app
+    if scenario.startswith("para_middleware"):
+        app = web.Application(middlewares=[para_middleware()])
+        setup(app, cached)
+        app.router.add_get("/hello", hello)
+        return app
+    app = web.Application()
+    setup(app, cached if "cache on" in scenario else uncached)
+    app.router.add_get("/hello", para_required(hello))
+    return app
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
-    app.router.add_get("/hello", hello)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -199,12 +185,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             for verifier in (cached, uncached):
                 await verifier.refresh()
-            for scenario, middlewares in zip(
-                SCENARIOS,
-                ([], [passthrough], [protected_by(cached)], [protected_by(uncached)]),
-                strict=True,
-            ):
-                runner, ports[scenario] = await serve(web.Application(middlewares=middlewares))
+            for scenario in SCENARIOS:
+                runner, ports[scenario] = await serve(app_for(scenario, cached, uncached))
                 runners.append(runner)
             with tempfile.TemporaryDirectory() as folder:
                 token_file = Path(folder) / "tokens.json"
