@@ -210,9 +210,13 @@ def _check_accepted(claims: ParaClaims, payload_bytes: bytes) -> None:
     assert claims.payload == payload
     aud = payload["aud"]
     audiences = aud if isinstance(aud, list) else [aud]
-    assert claims.audience in audiences
-    assert claims.audience.lower() == API_KEY_ID
-    assert _UUID.fullmatch(claims.audience) is not None, "only ASCII case may differ"
+    # claims.audience is the configured ID; one of the token's must match it, as a
+    # UUID: only ASCII case may differ.
+    assert claims.audience == API_KEY_ID
+    assert any(
+        isinstance(a, str) and _UUID.fullmatch(a) is not None and a.lower() == API_KEY_ID
+        for a in audiences
+    )
     exp = payload["exp"]
     assert type(exp) in (int, float)
     assert math.isfinite(exp)

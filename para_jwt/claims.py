@@ -250,7 +250,9 @@ class ParaClaims:
     issued_at: datetime | None
     expires_at: datetime
     key_id: str
-    #: The whole verified payload, as sent (read it, do not mutate it).
+    #: The whole verified payload, as sent. Read it, never mutate it: the verified-
+    #: token cache hands the same claims to every request presenting this token.
+    #: (A read-only proxy would break dataclasses.asdict and copy.deepcopy.)
     payload: Mapping[str, Any]
 
     def wallets_of(self, wallet_type: WalletType | str) -> tuple[Wallet, ...]:

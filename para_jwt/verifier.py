@@ -98,7 +98,7 @@ class ParaVerifier:
     ) -> None:
         self._audience = _check_api_key_id(api_key_id)
         self._algorithms = check_algorithms(algorithms)
-        if not isinstance(leeway, int | float) or not 0 <= leeway <= 300:
+        if type(leeway) not in (int, float) or not 0 <= leeway <= 300:
             raise ConfigurationError("leeway must be a number of seconds between 0 and 300")
         if type(max_token_size) is not int or max_token_size < 1024:
             raise ConfigurationError("max_token_size must be an integer >= 1024 (bytes)")
@@ -192,7 +192,7 @@ class ParaVerifier:
             algorithms=self._algorithms,
             known_headers=self._known_headers,
         )
-        audience, valid_until, valid_from = self._check_registered_claims(payload, now)
+        valid_until, valid_from = self._check_registered_claims(payload, now)
 
         kid: str = header["kid"]
         if self._pinned is not None:
@@ -211,7 +211,7 @@ class ParaVerifier:
         if not check(signing_input, signature):
             raise InvalidSignatureError("the signature does not verify")
 
-        claims = ParaClaims.from_payload(payload, audience=audience, key_id=kid)
+        claims = ParaClaims.from_payload(payload, audience=self._audience, key_id=kid)
         known_headers = self._known_headers
         if header_b64 not in known_headers:
             if len(known_headers) >= _MAX_KNOWN_HEADERS:
@@ -239,36 +239,36 @@ class ParaVerifier:
             return claims
         # Expired, not yet valid (the clock went back) or the key is gone: forget
         # it and verify from scratch, which names the reason from the token itself,
-        # never from claims.payload (the caller may have mutated that dict).
+        # never from claims.payload.
         del token_cache[token]
         return None
 
     def _check_registered_claims(
         self, payload: Mapping[str, Any], now: float
-    ) -> tuple[str, float, float]:
+    ) -> tuple[float, float]:
         """Check aud, exp, nbf, iat (RFC 7519 §4.1) and sub's type.
 
-        Returns the audience that matched and the window a cache hit re-checks:
+        Returns the window a cache hit re-checks:
         valid while ``now < valid_until`` and ``valid_from <= now + leeway``.
         """
         aud = payload.get("aud")
         # Para sends the ID as a lowercase string: one comparison, no .lower().
-        audience = aud if aud == self._audience else self._matching_audience(aud)
+        if aud != self._audience:
+            self._check_audience(aud)
         valid_until, valid_from = self._check_times(payload, now)
         subject = payload.get("sub")
         if subject is not None and type(subject) is not str:
             raise InvalidClaimsError("'sub' must be a string")
-        return audience, valid_until, valid_from
+        return valid_until, valid_from
 
-    def _matching_audience(self, aud: Any) -> str:
+    def _check_audience(self, aud: Any) -> None:
         # A UUID compares case-insensitively; anything else never matches.
         if type(aud) is str:
             if aud.lower() == self._audience:
-                return aud
+                return
         elif type(aud) is list:
-            for item in aud:
-                if type(item) is str and item.lower() == self._audience:
-                    return item
+            if any(type(item) is str and item.lower() == self._audience for item in aud):
+                return
         elif aud is None:
             raise InvalidAudienceError("the token has no 'aud' claim")
         raise InvalidAudienceError("the token was issued for another application ('aud')")

@@ -640,7 +640,8 @@ def check_round_trip(claims: ParaClaims, payload: dict[str, Any]) -> None:
     assert claims.payload == payload
     assert claims.user_id == data["userId"]
     assert claims.subject == payload.get("sub")
-    assert claims.audience == _audience_match(payload["aud"])
+    assert _audience_match(payload["aud"]) is not None
+    assert claims.audience == API_KEY_ID
     assert claims.expires_at == _timestamp(payload["exp"])
     assert claims.issued_at == _timestamp(payload.get("iat"))
     assert claims.key_id == ISSUER.current_kid
