@@ -11,7 +11,7 @@ import binascii
 import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
@@ -254,13 +254,19 @@ def decode_json_object(
     raw: bytes, what: str, error: type[Exception] = MalformedTokenError
 ) -> dict[str, Any]:
     """Strict JSON: UTF-8, an object, unique member names, no NaN/Infinity, bounded depth."""
+    # Errors are raised after the except blocks, not in them: a chained
+    # JSONDecodeError or UnicodeDecodeError would carry the document itself (the
+    # token's payload) in __context__, for any tool that walks the chain to see.
+    problem = None
     try:
         text = raw.decode("utf-8")
         value = _DECODER.decode(text)
     except _NotStrictJSON as exc:
-        raise error(f"the {what} is not strict JSON: {exc}") from None
+        problem = f"is not strict JSON: {exc}"
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise error(f"the {what} is not UTF-8 JSON") from None
+        problem = "is not UTF-8 JSON"
+    if problem is not None:
+        raise error(f"the {what} {problem}")
     if not isinstance(value, dict):
         raise error(f"the {what} is not a JSON object")
     # Counting brackets is C-speed; only a suspicious document pays for the walk.
@@ -296,9 +302,10 @@ def _payload_json(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
         value, end = _scan_payload(text, 0)
+        scanned = end == len(text) and type(value) is dict
     except (ValueError, StopIteration, RecursionError):
-        return decode_json_object(raw, "payload")
-    if end != len(text) or type(value) is not dict:
+        scanned = False  # the strict decoder decides, outside this except block
+    if not scanned:
         return decode_json_object(raw, "payload")
     # In UTF-8, bytes below 0x80 only ever encode ASCII characters, so counting
     # bytes counts characters.
@@ -309,7 +316,7 @@ def _payload_json(raw: bytes) -> dict[str, Any]:
         or colons != _members_lower_bound(value)
     ):
         return decode_json_object(raw, "payload")
-    return value
+    return cast(dict[str, Any], value)  # a dict: `scanned` checked its type
 
 
 def _members_lower_bound(payload: dict[str, Any]) -> int:

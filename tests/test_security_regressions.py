@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from para_jwt import ConfigurationError, JWKSCache, KeySet, ParaVerifier
+from para_jwt import ConfigurationError, JWKSCache, KeySet, MalformedTokenError, ParaVerifier
 from para_jwt.testing import FakeClock, MockPara
 
 
@@ -125,3 +125,32 @@ def test_a_sane_exported_state_is_still_used(para: MockPara) -> None:
     )
     assert cache.health().status == "fresh"
     assert cache.health().kids == (para.current_kid,)
+
+
+def _everything_chained(error: BaseException) -> str:
+    texts: list[str] = []
+    current: BaseException | None = error
+    while current is not None:
+        texts += [str(current), repr(current), repr(vars(current)), repr(current.args)]
+        for name in ("doc", "object"):  # JSONDecodeError.doc, UnicodeDecodeError.object
+            texts.append(repr(getattr(current, name, None)))
+        current = current.__cause__ or current.__context__
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"data": "MARKER-7f3a", ',  # cut short: JSONDecodeError holds the text
+        b'{"data": "MARKER-7f3a"} trailing',
+        b'{"data": "MARKER-7f3a", "data": 1}',  # duplicate member
+        b'\xff{"data": "MARKER-7f3a"}',  # not UTF-8: UnicodeDecodeError holds the bytes
+    ],
+)
+async def test_a_refusal_does_not_chain_the_payload(para: MockPara, payload: bytes) -> None:
+    # Found in review: refusals raised inside `except` kept the decoder's error as
+    # __context__, and with it the decoded payload, for any tool walking the chain.
+    verifier = ParaVerifier(para.api_key_id, jwks=para.jwks())
+    with pytest.raises(MalformedTokenError) as info:
+        await verifier.verify(para.sign(payload))
+    assert "MARKER-7f3a" not in _everything_chained(info.value)
