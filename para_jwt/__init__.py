@@ -8,7 +8,6 @@ from .claims import AuthType, OAuthMethod, ParaClaims, Wallet, WalletType
 from .environments import Environment
 from .errors import (
     ConfigurationError,
-    InsufficientScopeError,
     InvalidAddressError,
     InvalidAudienceError,
     InvalidClaimsError,
@@ -36,7 +35,6 @@ __all__ = [
     "AuthType",
     "ConfigurationError",
     "Environment",
-    "InsufficientScopeError",
     "InvalidAddressError",
     "InvalidAudienceError",
     "InvalidClaimsError",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
-    "InsufficientScopeError",
     "InvalidAddressError",
     "InvalidAudienceError",
     "InvalidClaimsError",
@@ -95,10 +94,6 @@ class InvalidClaimsError(InvalidTokenError):
     """A claim is missing, of the wrong type, or inconsistent (``sub``, ``data``...)."""
 
     reason = "invalid_claims"
-
-
-class InsufficientScopeError(ParaJWTError):
-    """A valid token whose user does not meet a route's requirements (HTTP 403)."""
 
 
 # --- Para's keys are unreachable: 503 -------------------------------------------------
