@@ -570,14 +570,16 @@ class _MalformedAuthorization(Exception):
     pass
 
 
-async def _token(request: web.Request, token_getter: TokenGetter | None) -> str | None:
-    if token_getter is not None:
-        token = token_getter(request)
-        if inspect.isawaitable(token):
-            token = await token
-        if token is not None and not isinstance(token, str):
-            raise TypeError(f"token_getter returned {type(token).__name__}, not str | None")
-        return token or None
+async def _token(request: web.Request, token_getter: TokenGetter) -> str | None:
+    token = token_getter(request)
+    if inspect.isawaitable(token):
+        token = await token
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"token_getter returned {type(token).__name__}, not str | None")
+    return token or None
+
+
+def _bearer_token(request: web.Request) -> str | None:
     headers = request.headers.getall("Authorization", [])
     if not headers:
         return None
@@ -613,7 +615,10 @@ async def _verify(
         )
     token_getter = token_getter or config.token_getter
     try:
-        token = await _token(request, token_getter)
+        if token_getter is None:
+            token = _bearer_token(request)
+        else:
+            token = await _token(request, token_getter)
     except _MalformedAuthorization:
         raise await config.reject(request, _malformed_header(config)) from None
     if token is None:
@@ -666,6 +671,8 @@ async def _authenticate(
 def _request_of(args: tuple[object, ...], user: str) -> web.Request:
     # A function handler gets the request; a web.View method gets the view, whose
     # .request it is; a method of a plain class gets (self, request).
+    if args and type(args[0]) is web.Request:  # the usual case, without isinstance
+        return args[0]
     for arg in args[:2]:
         if isinstance(arg, web.View):
             return arg.request
@@ -747,14 +754,13 @@ def para_required(
     requirements = _Requirements.build(auth_types, wallet_types, require_wallet)
     _check_callable("token_getter", token_getter)
 
-    async def check(request: web.Request) -> None:
-        await _authenticate(
-            request,
-            user="para_required",
-            requirements=requirements,
-            token_getter=token_getter,
-            optional=False,
-        )
+    check = functools.partial(
+        _authenticate,
+        user="para_required",
+        requirements=requirements,
+        token_getter=token_getter,
+        optional=False,
+    )
 
     def decorate(handler: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
         return _guard(handler, "para_required", check)
