@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from ._options import check_int, check_seconds
 from .claims import AuthType, OAuthMethod
 from .environments import Environment, check_endpoint_url
 from .errors import (
@@ -197,10 +197,10 @@ class ParaAPI:
         self._environment, self._base_url = _resolve_target(
             secret_api_key, environment, base_url
         )
-        self._timeout = _check_seconds("timeout", timeout, allow_zero=False)
-        self._retries = _check_int("retries", retries, minimum=0)
-        self._backoff = _check_seconds("backoff", backoff, allow_zero=True)
-        self._max_response_size = _check_int("max_response_size", max_response_size, minimum=1)
+        self._timeout = check_seconds("timeout", timeout, allow_zero=False)
+        self._retries = check_int("retries", retries, minimum=0)
+        self._backoff = check_seconds("backoff", backoff, allow_zero=True)
+        self._max_response_size = check_int("max_response_size", max_response_size, minimum=1)
 
         self._headers = MappingProxyType(
             {"content-type": "application/json", "x-external-api-key": secret_api_key}
@@ -563,30 +563,3 @@ def _check_base_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def _shown(value: object) -> str:
-    # Numbers are shown as given; anything else only by type, in case it is the
-    # key passed to the wrong parameter.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(value)
-    return type(value).__name__
-
-
-def _check_seconds(name: str, value: object, *, allow_zero: bool) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not allow_zero)
-    ):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigurationError(
-            f"{name} must be a finite number of seconds {bound}, got {_shown(value)}"
-        )
-    return float(value)
-
-
-def _check_int(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {_shown(value)}")
-    return value

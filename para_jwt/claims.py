@@ -113,13 +113,6 @@ class Wallet:
     #: ``0x04…`` for EVM; Para sends ``""`` for chains where it has none (Solana).
     public_key: str | None
 
-    @classmethod
-    def from_json(cls, value: Any, *, field: str) -> Wallet:
-        if cls is not Wallet:
-            wallet = _wallet(value, field)
-            return cls(wallet.id, wallet.type, wallet.address, wallet.public_key)
-        return _wallet(value, field)
-
 
 # --- building frozen claims fast ---------------------------------------------------------
 #

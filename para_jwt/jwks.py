@@ -39,6 +39,7 @@ from cachetools import TTLCache
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from ._jws import ALGORITHMS, Algorithm, SignatureCheck, decode_json_object
+from ._options import check_callable, check_int, check_seconds
 from ._version import __version__
 from .environments import check_endpoint_url
 from .errors import ConfigurationError, JWKSError, JWKSUnavailableError, UnknownKeyError
@@ -113,12 +114,15 @@ class _Unusable(Exception):
     pass
 
 
+_TO_STANDARD_ALPHABET = str.maketrans("-_", "+/")
+
+
 def _rsa_bits(jwk: Mapping[str, Any]) -> int:
     modulus = jwk.get("n")
     if type(modulus) is not str:
         raise _Unusable("malformed RSA key: 'n' is not a string")
     try:
-        raw = binascii.a2b_base64(modulus.translate(str.maketrans("-_", "+/")) + "==")
+        raw = binascii.a2b_base64(modulus.translate(_TO_STANDARD_ALPHABET) + "==")
     except ValueError:  # binascii.Error, or a non-ASCII str (a plain ValueError)
         raise _Unusable("malformed RSA key: 'n' is not base64url") from None
     return int.from_bytes(raw, "big").bit_length()
@@ -463,18 +467,20 @@ class JWKSCache:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = check_endpoint_url(url, what="jwks_url")
-        _check_positive(timeout=timeout, min_ttl=min_ttl, cooldown=cooldown)
-        _check_non_negative(
-            max_ttl=max_ttl, default_ttl=default_ttl, max_stale=max_stale, negative_ttl=negative_ttl
-        )
+        for name, value in (("timeout", timeout), ("min_ttl", min_ttl), ("cooldown", cooldown)):
+            check_seconds(name, value, allow_zero=False)
+        for name, value in (
+            ("max_ttl", max_ttl),
+            ("default_ttl", default_ttl),
+            ("max_stale", max_stale),
+            ("negative_ttl", negative_ttl),
+        ):
+            check_seconds(name, value, allow_zero=True)
         if max_ttl < min_ttl:
             raise ConfigurationError("max_ttl must be at least min_ttl")
-        if type(refetch_budget) is not int or refetch_budget < 1:
-            raise ConfigurationError("refetch_budget must be an integer >= 1")
-        if type(max_body_size) is not int or max_body_size < 1024:
-            raise ConfigurationError("max_body_size must be an integer >= 1024 (bytes)")
-        if not callable(clock):
-            raise ConfigurationError("clock must be a callable returning seconds since the epoch")
+        check_int("refetch_budget", refetch_budget, minimum=1)
+        check_int("max_body_size", max_body_size, minimum=1024)
+        check_callable("clock", clock, "returning seconds since the epoch")
         self._session = session
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -856,18 +862,6 @@ class JWKSCache:
         self._refresh_at = self._refresh_point(fetched_at, self._expires_at - fetched_at)
         self._etag = etag if isinstance(etag, str) else None
         self._last_modified = last_modified if isinstance(last_modified, str) else None
-
-
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            raise ConfigurationError(f"{name} must be a positive number of seconds")
-
-
-def _check_non_negative(**values: float) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            raise ConfigurationError(f"{name} must be a non-negative number of seconds")
 
 
 def _describe(exc: BaseException) -> str:

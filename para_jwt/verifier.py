@@ -25,6 +25,7 @@ from typing import Any, Unpack
 import aiohttp
 
 from ._jws import check_algorithms, split_compact
+from ._options import check_callable, check_int, check_seconds
 from .claims import ParaClaims
 from .environments import Environment
 from .errors import (
@@ -98,17 +99,11 @@ class ParaVerifier:
     ) -> None:
         self._audience = _check_api_key_id(api_key_id)
         self._algorithms = check_algorithms(algorithms)
-        if type(leeway) not in (int, float) or not 0 <= leeway <= 300:
-            raise ConfigurationError("leeway must be a number of seconds between 0 and 300")
-        if type(max_token_size) is not int or max_token_size < 1024:
-            raise ConfigurationError("max_token_size must be an integer >= 1024 (bytes)")
-        if type(token_cache_size) is not int or token_cache_size < 0:
-            raise ConfigurationError("token_cache_size must be an integer >= 0 (0 disables it)")
-        if not callable(clock):
-            raise ConfigurationError("clock must be a callable returning seconds since the epoch")
-        self._leeway = float(leeway)
+        self._leeway = check_seconds("leeway", leeway, allow_zero=True, maximum=300)
+        self._max_token_size = check_int("max_token_size", max_token_size, minimum=1024)
+        self._token_cache_size = check_int("token_cache_size", token_cache_size, minimum=0)
+        check_callable("clock", clock, "returning seconds since the epoch")
         self._clock = clock
-        self._max_token_size = max_token_size
         # Header segments of tokens that verified, decoded: every token Para signs
         # with one key carries the same header, so it is decoded and checked once
         # (~2.3 µs a token). Only genuine headers get in, so junk cannot churn it.
@@ -118,9 +113,8 @@ class ParaVerifier:
         # and catches KeyError twice): a new token meeting a full cache cost
         # ~1.1 µs there against ~0.7 µs here, hashing included (bench_parts.py).
         self._token_cache: OrderedDict[str | bytes, _CacheEntry] | None = (
-            OrderedDict() if token_cache_size else None
+            OrderedDict() if token_cache_size else None  # 0 disables it
         )
-        self._token_cache_size = token_cache_size
 
         if jwks is not None and cache_options:
             raise ConfigurationError(
