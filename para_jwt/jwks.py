@@ -46,6 +46,7 @@ from ._jwks_events import (
     log_event,
     wall_time,
 )
+from ._jwks_http import FetchError, get_jwks
 from ._keys import (
     KeySet,
     SkippedKey,
@@ -55,7 +56,7 @@ from ._keys import (
     well_formed_kid,
 )
 from ._options import check_callable, check_int, check_seconds
-from ._version import __version__
+from ._per_loop import PerLoopFlight
 from .environments import check_endpoint_url
 from .errors import ConfigurationError, JWKSError, JWKSUnavailableError
 
@@ -71,13 +72,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("para_jwt.jwks")
-
-
-class _FetchError(Exception):
-    def __init__(self, reason: str, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
 
 
 _STATE_VERSION = 1
@@ -239,9 +233,9 @@ class JWKSCache:
         self._not_found: TTLCache[str, bool] = TTLCache(
             maxsize=10_000, ttl=negative_ttl, timer=monotonic
         )
-        # The single-flight fetch of each event loop; a loop's entry leaves with
-        # its fetch, and one whose loop closed is dropped when next seen.
-        self._inflight: dict[asyncio.AbstractEventLoop, asyncio.Task[KeySet]] = {}
+        self._flights: PerLoopFlight[KeySet] = PerLoopFlight(
+            lambda: JWKSUnavailableError("the key cache was closed while fetching Para's key set")
+        )
         self._closed = False
         if initial_state is not None:
             self._load_state(initial_state)
@@ -268,22 +262,7 @@ class JWKSCache:
         is simply forgotten.
         """
         self._closed = True
-        with self._lock:
-            fetches, self._inflight = self._inflight, {}
-        here = asyncio.get_running_loop()
-        awaited = []
-        for loop, task in fetches.items():
-            if task.done() or loop.is_closed():
-                continue
-            if loop is here:
-                task.cancel()
-                awaited.append(task)
-            else:
-                with contextlib.suppress(RuntimeError):  # it closed meanwhile
-                    loop.call_soon_threadsafe(task.cancel)
-        for task in awaited:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._flights.cancel_all()
 
     # --- lookups ---------------------------------------------------------------------
 
@@ -322,7 +301,8 @@ class JWKSCache:
                 if kid not in keyset.keys:
                     with self._lock:
                         self._not_found[kid] = True
-            elif await self._joined_fetch_elsewhere():
+            elif await self._flights.wait_elsewhere(self._timeout_seconds):
+                # The budget went to the same refetch on another loop: use its result.
                 keyset = self._cached.keyset if self._cached is not None else keyset
             elif not self._fresh(self._monotonic()):
                 # Serving a stale set through an outage: the kid may be a key Para
@@ -355,8 +335,8 @@ class JWKSCache:
         if cached is not None and now < cached.expires_at + self._max_stale:
             # Once a refresh is in flight or has failed, requests stop waiting on
             # Para: they get the last good set while retries go on in the background.
-            if self._fetch_in_flight() is not None or self._failures:
-                if self._fetch_in_flight() is None and now >= self._next_attempt_at:
+            if self._flights.current() is not None or self._failures:
+                if self._flights.current() is None and now >= self._next_attempt_at:
                     self._start_fetch()
                 return self._serve_stale(cached.keyset)
             try:
@@ -365,7 +345,7 @@ class JWKSCache:
                 return self._serve_stale(cached.keyset)
         if cached is not None:
             self._stale_ended("max_stale exceeded: failing closed")
-        if self._fetch_in_flight() is None and now < self._next_attempt_at:
+        if self._flights.current() is None and now < self._next_attempt_at:
             raise JWKSUnavailableError(
                 "Para's key set is unavailable (last fetch failed; retrying shortly)",
                 retry_after=max(self._next_attempt_at - now, 1.0),
@@ -388,7 +368,7 @@ class JWKSCache:
     def _refetch_allowed(self, kid: str) -> bool:
         if not well_formed_kid(kid):
             return False
-        if self._fetch_in_flight() is not None:
+        if self._flights.current() is not None:
             return True  # joining a fetch in flight costs nothing
         refusal = None
         with self._lock:
@@ -407,20 +387,13 @@ class JWKSCache:
 
     # --- fetching: one single-flight task per event loop -------------------------------
 
-    def _fetch_in_flight(self) -> asyncio.Task[KeySet] | None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # peek() from code without a loop: nothing to join
-            return None
-        return self._inflight.get(loop)
-
     def _maybe_refresh_ahead(self, now: float) -> None:
         cached = self._cached
         if (
             cached is not None
             and now >= max(cached.refresh_at, self._next_attempt_at)
             and not self._closed
-            and self._fetch_in_flight() is None
+            and self._flights.current() is None
         ):
             with contextlib.suppress(RuntimeError, ConfigurationError):
                 self._start_fetch()  # no running loop, or a session of another loop
@@ -434,68 +407,13 @@ class JWKSCache:
                 "its own loop: create the session on the loop that verifies, or pass "
                 "no session (the cache then makes its own on whichever loop fetches)"
             )
-        task = loop.create_task(self._fetch_and_store())
-        with self._lock:
-            for closed in [other for other in self._inflight if other.is_closed()]:
-                del self._inflight[closed]
-            self._inflight[loop] = task
-        task.add_done_callback(self._fetch_done)
-        return task
-
-    def _fetch_done(self, task: asyncio.Task[KeySet]) -> None:
-        with self._lock:
-            if self._inflight.get(task.get_loop()) is task:
-                del self._inflight[task.get_loop()]
-        if not task.cancelled():
-            task.exception()  # retrieved here so a background failure is not "never retrieved"
-
-    async def _joined_fetch_elsewhere(self) -> bool:
-        """Wait for a fetch in flight on another event loop; ``False`` if there is none.
-
-        The refetch budget is shared by every loop, so a loop whose budget is
-        spent by another loop's fetch (the same rotation seen on two threads)
-        waits for that fetch instead of refusing a key it is about to learn.
-        """
-        here = asyncio.get_running_loop()
-        with self._lock:
-            elsewhere = [
-                (loop, task)
-                for loop, task in self._inflight.items()
-                if loop is not here and not loop.is_closed() and not task.done()
-            ]
-        if not elsewhere:
-            return False
-        loop, task = elsewhere[0]
-        try:
-            waited = asyncio.run_coroutine_threadsafe(asyncio.wait([task]), loop)
-        except RuntimeError:  # that loop closed meanwhile
-            return False
-        # Bounded: a loop that closes before running the wait never answers.
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(waited), self._timeout_seconds)
-        except TimeoutError:
-            pass
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # this caller was cancelled, not the wait on the other loop
-        return True
+        return self._flights.start(self._fetch_and_store())
 
     async def _fetch(self) -> KeySet:
         if self._closed:
             raise JWKSUnavailableError("the key cache is closed")
-        task = self._fetch_in_flight() or self._start_fetch()
-        try:
-            # Shielded: a request that gives up must not cancel the fetch others share.
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if task.cancelled() and (current is None or not current.cancelling()):
-                # The fetch was stopped (close()), not this caller.
-                raise JWKSUnavailableError(
-                    "the key cache was closed while fetching Para's key set"
-                ) from None
-            raise
+        # Shielded: a request that gives up must not cancel the fetch others share.
+        return await self._flights.wait(self._flights.current() or self._start_fetch())
 
     async def _fetch_and_store(self) -> KeySet:
         started = self._monotonic()
@@ -509,14 +427,14 @@ class JWKSCache:
             if status == 304 and self._cached is not None:
                 return self._revalidated(headers, started)
             if status != 200:
-                raise _FetchError(f"HTTP {status}", status)
+                raise FetchError(f"HTTP {status}", status)
             try:
                 document = decode_jwks(body)
                 previous = self._cached.keyset if self._cached is not None else None
                 keyset = KeySet.from_jwks(document, previous=previous)
             except ValueError as exc:
-                raise _FetchError(str(exc), status) from None
-        except _FetchError as exc:
+                raise FetchError(str(exc), status) from None
+        except FetchError as exc:
             reason, status_seen = exc.reason, exc.status
         except Exception as exc:
             # aiohttp's errors, timeouts, and the unexpected (a borrowed session
@@ -528,29 +446,15 @@ class JWKSCache:
         self._failed(reason, status_seen, started)
 
     async def _get(self, session: aiohttp.ClientSession) -> tuple[int, Mapping[str, str], bytes]:
-        headers = {
-            "Accept": "application/jwk-set+json, application/json",
-            "User-Agent": f"para_jwt/{__version__}",
-        }
         cached = self._cached
-        if cached is not None:
-            if cached.etag:
-                headers["If-None-Match"] = cached.etag
-            if cached.last_modified:
-                headers["If-Modified-Since"] = cached.last_modified
-        async with session.get(
-            self._url, headers=headers, allow_redirects=False, timeout=self._timeout
-        ) as response:
-            if response.status != 200:
-                return response.status, response.headers, b""
-            if (response.content_length or 0) > self._max_body_size:
-                raise _FetchError(f"body larger than {self._max_body_size} bytes", 200)
-            body = bytearray()
-            async for chunk in response.content.iter_any():
-                body += chunk
-                if len(body) > self._max_body_size:
-                    raise _FetchError(f"body larger than {self._max_body_size} bytes", 200)
-            return 200, response.headers, bytes(body)
+        return await get_jwks(
+            session,
+            self._url,
+            etag=cached.etag if cached is not None else None,
+            last_modified=cached.last_modified if cached is not None else None,
+            time_limits=self._timeout,
+            max_body_size=self._max_body_size,
+        )
 
     def _lifetime(self, headers: Mapping[str, str]) -> float:
         lifetime = freshness_lifetime(headers, now=self._clock())
@@ -697,7 +601,7 @@ class JWKSCache:
             last_error=self._last_error,
             last_error_at=wall_time(self._last_error_wall),
             consecutive_failures=self._failures,
-            refreshing=any(not task.done() for task in list(self._inflight.values())),
+            refreshing=self._flights.running_anywhere(),
         )
 
     def export_state(self) -> dict[str, Any] | None:
