@@ -45,6 +45,10 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        # The key cache measures its durations on this one; here both clocks move together.
+        return self.now
+
 
 def with_kid(token: str, kid: str) -> str:
     """The token with its header's kid replaced (the signature no longer matches)."""

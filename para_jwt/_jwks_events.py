@@ -97,9 +97,10 @@ def describe_failure(exc: BaseException) -> str:
 class JWKSHealth:
     """A snapshot of the cache, for a readiness endpoint.
 
-    Durations come from the cache's monotonic clock; the datetimes are those
-    moments on the wall clock (past ones as read when they happened, future
-    ones projected from now).
+    Durations come from the cache's monotonic clock. The datetimes are dated
+    from the wall clock as read at the event: ``expires_at`` is the wall-clock
+    time of the fetch plus the lifetime, so after a wall-clock step they are
+    off by the step while the bounds themselves are not.
 
     Attributes:
         status: ``fresh`` (within its lifetime), ``stale`` (expired, serving the

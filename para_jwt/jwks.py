@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, NoReturn, TypedDict
 
 import aiohttp
@@ -569,7 +570,7 @@ class JWKSCache:
 
     def health(self) -> JWKSHealth:
         """A snapshot of the cache's state (cheap; no I/O)."""
-        now, wall = self._monotonic(), self._clock()
+        now = self._monotonic()
         cached = self._cached
         status: Literal["fresh", "stale", "unavailable", "empty"]
         if cached is None:
@@ -581,9 +582,10 @@ class JWKSCache:
         else:
             status = "unavailable"
 
-        def on_wall_clock(moment: float) -> float:
-            # A future moment of the monotonic clock, projected onto the wall clock.
-            return wall + (moment - now)
+        def on_wall_clock(moment: float) -> datetime | None:
+            # A moment of the monotonic clock, dated from the wall clock at the fetch.
+            assert cached is not None
+            return wall_time(cached.fetched_wall + (moment - cached.fetched_at))
 
         return JWKSHealth(
             status=status,
@@ -592,11 +594,9 @@ class JWKSCache:
             skipped=cached.keyset.skipped if cached is not None else (),
             age=now - cached.fetched_at if cached is not None else None,
             fetched_at=wall_time(cached.fetched_wall) if cached is not None else None,
-            expires_at=wall_time(on_wall_clock(cached.expires_at)) if cached else None,
-            stale_until=(
-                wall_time(on_wall_clock(cached.expires_at + self._max_stale)) if cached else None
-            ),
-            next_refresh=wall_time(on_wall_clock(cached.refresh_at)) if cached else None,
+            expires_at=on_wall_clock(cached.expires_at) if cached else None,
+            stale_until=on_wall_clock(cached.expires_at + self._max_stale) if cached else None,
+            next_refresh=on_wall_clock(cached.refresh_at) if cached else None,
             last_success=wall_time(self._last_success_wall),
             last_error=self._last_error,
             last_error_at=wall_time(self._last_error_wall),

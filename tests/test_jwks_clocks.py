@@ -120,8 +120,12 @@ async def test_health_dates_follow_the_wall_clock_and_durations_the_monotonic_on
         assert health.status == "fresh" and health.age == 100
         assert health.fetched_at == datetime.fromtimestamp(fetched_wall, UTC)
         assert health.last_success == datetime.fromtimestamp(fetched_wall, UTC)
-        # What remains of the lifetime, from the wall clock's now.
-        assert health.expires_at == datetime.fromtimestamp(clock.now + 500, UTC)
+        # Dated from the wall clock at the fetch; the step changes no bound.
+        assert health.expires_at == datetime.fromtimestamp(fetched_wall + 600, UTC)
+        clock.advance(499)
+        assert cache.health().status == "fresh"
+        clock.advance(1)
+        assert cache.health().status == "stale"
 
 
 async def test_a_warm_start_keeps_its_age_across_processes_with_other_monotonic_clocks(
