@@ -33,8 +33,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from para_jwt import KeySet, ParaClaims, ParaJWTError, ParaVerifier
-from para_jwt._jws import ALGORITHMS, decode_json_object
-from para_jwt._keys import MAX_KEYS, MAX_RSA_BITS, MIN_RSA_BITS
+from para_jwt._jws import ALGORITHMS
+from para_jwt._keys import MAX_KEYS, MAX_RSA_BITS, MIN_RSA_BITS, decode_jwks
 from para_jwt.testing._keys import sign_compact
 
 from .common import API_KEY_ID, CORPUS, ED25519, HERE, NOW, default_header, ed25519_jwk
@@ -253,7 +253,7 @@ def check_jwks(data: bytes) -> None:
         check_keyset(_recipe_key_set(data[1:]))
         return
     try:
-        strict = decode_json_object(data, "key set", ValueError)
+        strict = decode_jwks(data)  # as JWKSCache reads a fetched body
     except ValueError:
         strict = None
     if strict is not None:
