@@ -31,7 +31,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NoReturn, TypedDict
 
@@ -48,6 +47,7 @@ from ._jwks_events import (
     wall_time,
 )
 from ._jwks_http import FetchError, get_jwks
+from ._jwks_state import CachedKeys, read_state, state_of
 from ._keys import (
     KeySet,
     SkippedKey,
@@ -73,25 +73,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("para_jwt.jwks")
-
-
-_STATE_VERSION = 1
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    """The last good set and its validity, swapped in whole so every thread sees one."""
-
-    keyset: KeySet
-    #: The document as plain JSON (per-key defects dropped), for export_state.
-    document: dict[str, Any]
-    etag: str | None
-    last_modified: str | None
-    #: Monotonic times, except ``fetched_wall`` (the wall clock at the fetch).
-    fetched_at: float
-    fetched_wall: float
-    expires_at: float
-    refresh_at: float
 
 
 class CacheOptions(TypedDict, total=False):
@@ -220,7 +201,7 @@ class JWKSCache:
         self._clock = clock
         self._monotonic: Callable[[], float] = monotonic
 
-        self._cached: _Cached | None = None
+        self._cached: CachedKeys | None = None
         # Process-wide bookkeeping, shared by every loop and thread: read freely,
         # changed only under the lock (cachetools and deque moves are not atomic).
         self._lock = threading.Lock()
@@ -479,7 +460,7 @@ class JWKSCache:
         fetched_at: float,
         fetched_wall: float,
     ) -> None:
-        self._cached = _Cached(
+        self._cached = CachedKeys(
             keyset,
             document,
             etag,
@@ -613,45 +594,21 @@ class JWKSCache:
         keys verify.
         """
         cached = self._cached
-        if cached is None:
-            return None
-        return {
-            "version": _STATE_VERSION,
-            "url": self._url,
-            "jwks": cached.document,
-            "fetched_at": cached.fetched_wall,
-            "expires_at": cached.fetched_wall + (cached.expires_at - cached.fetched_at),
-            "etag": cached.etag,
-            "last_modified": cached.last_modified,
-        }
+        return None if cached is None else state_of(cached, self._url)
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
-        try:
-            if state.get("version") != _STATE_VERSION:
-                raise ValueError("unknown state version")
-            if state["url"] != self._url:
-                raise ValueError("it was exported for another JWKS URL")
-            keyset = KeySet.from_jwks(state["jwks"])
-            fetched_at, expires_at = float(state["fetched_at"]), float(state["expires_at"])
-            # Finite and after 1970: anything else is no export of ours, and cannot
-            # be shown by health() either.
-            if not (0 <= fetched_at < math.inf and 0 <= expires_at < math.inf):
-                raise ValueError("its times are not timestamps")
-            etag, last_modified = state.get("etag"), state.get("last_modified")
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigurationError(f"initial_state is not usable: {exc}") from None
+        saved = read_state(state, self._url)
         # The state's age, on the wall clock (the only one two processes share).
         # A state cannot grant itself more lifetime than our own bounds allow: nor
         # by a fetch time in the future (age 0, then), nor beyond max_ttl.
         wall, now = self._clock(), self._monotonic()
-        age = max(wall - fetched_at, 0.0)
-        lifetime = min(max(expires_at - fetched_at, 0.0), self._max_ttl)
+        age = max(wall - saved.fetched_wall, 0.0)
         self._cache(
-            keyset,
-            dict(state["jwks"]),
-            etag if isinstance(etag, str) else None,
-            last_modified if isinstance(last_modified, str) else None,
-            lifetime,
+            saved.keyset,
+            saved.document,
+            saved.etag,
+            saved.last_modified,
+            min(saved.lifetime, self._max_ttl),
             fetched_at=now - age,
-            fetched_wall=min(fetched_at, wall),
+            fetched_wall=min(saved.fetched_wall, wall),
         )

@@ -1,0 +1,91 @@
+"""The key cache's state: what it holds now, and its export for a warm start elsewhere."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._keys import KeySet
+from .errors import ConfigurationError
+
+__all__ = ["CachedKeys", "SavedKeys", "read_state", "state_of"]
+
+_STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CachedKeys:
+    """The last good set and its validity, swapped in whole so every thread sees one.
+
+    Attributes:
+        document: The document as plain JSON (per-key defects dropped), for export.
+        fetched_at: Monotonic, like ``expires_at`` and ``refresh_at``.
+        fetched_wall: The wall clock at the fetch, for dates and exports.
+    """
+
+    keyset: KeySet
+    document: dict[str, Any]
+    etag: str | None
+    last_modified: str | None
+    fetched_at: float
+    fetched_wall: float
+    expires_at: float
+    refresh_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SavedKeys:
+    """An exported state, checked: the keys, and their fetch time and lifetime."""
+
+    keyset: KeySet
+    document: dict[str, Any]
+    etag: str | None
+    last_modified: str | None
+    fetched_wall: float
+    lifetime: float
+
+
+def state_of(cached: CachedKeys, url: str) -> dict[str, Any]:
+    """``cached`` as JSON-ready state, with wall-clock times (monotonic ones do not
+    carry across processes)."""
+    return {
+        "version": _STATE_VERSION,
+        "url": url,
+        "jwks": cached.document,
+        "fetched_at": cached.fetched_wall,
+        "expires_at": cached.fetched_wall + (cached.expires_at - cached.fetched_at),
+        "etag": cached.etag,
+        "last_modified": cached.last_modified,
+    }
+
+
+def read_state(state: Mapping[str, Any], url: str) -> SavedKeys:
+    """Check an exported state and re-import its keys under the usual rules.
+
+    Raises:
+        ConfigurationError: It is not a state ``state_of`` made for ``url``.
+    """
+    try:
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError("unknown state version")
+        if state["url"] != url:
+            raise ValueError("it was exported for another JWKS URL")
+        keyset = KeySet.from_jwks(state["jwks"])
+        fetched_at, expires_at = float(state["fetched_at"]), float(state["expires_at"])
+        # Finite and after 1970: anything else is no export of ours, and cannot
+        # be shown by health() either.
+        if not (0 <= fetched_at < math.inf and 0 <= expires_at < math.inf):
+            raise ValueError("its times are not timestamps")
+        etag, last_modified = state.get("etag"), state.get("last_modified")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(f"initial_state is not usable: {exc}") from None
+    return SavedKeys(
+        keyset,
+        dict(state["jwks"]),
+        etag if isinstance(etag, str) else None,
+        last_modified if isinstance(last_modified, str) else None,
+        fetched_at,
+        max(expires_at - fetched_at, 0.0),
+    )
