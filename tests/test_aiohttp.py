@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpClient
 
-from para_jwt import ConfigurationError, ParaAPI, ParaVerifier
+from para_jwt import ConfigurationError, ParaAPI, ParaUnavailableError, ParaVerifier
 from para_jwt.aiohttp import (
     API_CLIENT_KEY,
     CLAIMS_KEY,
@@ -779,7 +779,7 @@ async def test_shutdown_closes_what_setup_built(
     await client.close()  # runs the app's cleanup
 
     assert session.closed
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ParaUnavailableError, match="closed"):
         await api.verify_session(para.issue_verification_token())
 
 
