@@ -35,6 +35,8 @@ MAX_VERIFICATION_TOKEN_LENGTH: Final = 2048
 MAX_ADDRESS_LENGTH: Final = 256
 # What splits a value into base64 (either alphabet, padded) or dotted words.
 _NOT_BASE64: Final = re.compile(r"[^A-Za-z0-9_+/=.-]+")
+# How a JSON object starts: a JOSE header or a JWT payload once decoded.
+_JSON_OBJECT_START: Final = re.compile(rb'\s*\{\s*["}]')
 # An Authorization scheme, or any URI-style "scheme:", at the start of the value.
 _SCHEME_PREFIX: Final = re.compile(r"(?i)(?:bearer|basic|dpop)(?![a-z0-9])|[a-z][a-z0-9+.-]*:")
 
@@ -98,6 +100,8 @@ def check_verification_token(token: object) -> None:
             "para.issueJwt(); verify JWTs locally instead of sending them to Para"
         )
     problem = _wrapping_problem(token)
+    if problem is None and "%" in token:  # percent-encoded quotes or whitespace
+        problem = _wrapping_problem(unquote(token))
     if problem is not None:
         raise InvalidVerificationTokenError(f"the verification token {problem}")
 
@@ -139,7 +143,7 @@ def _is_jose_part(segment: str) -> bool:
         decoded = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
     except ValueError:
         return False
-    return decoded.lstrip().startswith(b"{")
+    return _JSON_OBJECT_START.match(decoded) is not None
 
 
 def check_secret_api_key(key: Secret[object]) -> Secret[str]:

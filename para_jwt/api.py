@@ -261,8 +261,11 @@ class ParaAPI:
         return self._base_url
 
     def __repr__(self) -> str:
-        environment = None if self._environment is None else self._environment.name
-        return f"<ParaAPI base_url={self._base_url!r} environment={environment!r}>"
+        # getattr: error reporters call repr() on the `self` of a constructor that
+        # raised, before every attribute is set.
+        environment = getattr(self, "_environment", None)
+        name = None if environment is None else environment.name
+        return f"<ParaAPI base_url={getattr(self, '_base_url', None)!r} environment={name!r}>"
 
     async def __aenter__(self) -> Self:
         return self

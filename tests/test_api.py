@@ -8,12 +8,14 @@ ParaAPI maps the answer.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import socket
 import traceback
+import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +33,14 @@ from para_jwt import (
     ParaAPI,
     ParaAPIError,
     ParaAuthenticationError,
+    ParaJWTError,
     ParaUnavailableError,
     SessionExpiredError,
     SessionInfo,
     WalletNotFoundError,
 )
 from para_jwt.claims import AuthType, OAuthMethod
+from para_jwt.testing import MockPara
 
 SECRET_KEY = "beta_SECRETKEY5f0c8e1d2a3b4c5d6e7f8091"
 TOKEN = "vtok-TOKENVALUE-7c1e9a3b5d2f4e6a8b0c"
@@ -714,3 +718,262 @@ async def test_debug_log_names_endpoint_status_duration_and_attempt(
     assert messages[2].endswith("(attempt 3 of 3)")
     assert TOKEN not in caplog.text
     assert SECRET_KEY not in caplog.text
+
+
+# --- nothing secret in tracebacks, even with their frames' locals ---------------------
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _holds(value: object, secret: str, depth: int = 0) -> bool:
+    """Whether ``value`` is or contains ``secret``: strings, bytes and containers,
+    walked recursively (mappings' keys and values, headers' multidicts included)."""
+    if depth > 12:
+        return False
+    if isinstance(value, str):
+        return secret in value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return secret.encode() in bytes(value)
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        try:
+            items = list(value.items())  # type: ignore[union-attr]
+        except Exception:
+            return False
+        return any(_holds(k, secret, depth + 1) or _holds(v, secret, depth + 1) for k, v in items)
+    if isinstance(value, list | tuple | set | frozenset | deque):
+        return any(_holds(item, secret, depth + 1) for item in value)
+    return False
+
+
+def frames_holding(error: BaseException, secret: str) -> list[str]:
+    """Every place an error reporter could find ``secret`` in ``error``: its text,
+    args and attributes, the same for each chained exception, every local of every
+    frame of their tracebacks (and its repr), and the formatted report with locals."""
+    found = []
+    for exc in _chain(error):
+        if _holds([str(exc), repr(exc), exc.args, list(vars(exc).values())], secret):
+            found.append(f"{type(exc).__name__} itself")
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            for name, value in frame.f_locals.items():
+                if _holds(value, secret) or secret in repr(value):
+                    found.append(f"{frame.f_code.co_name}: {name}")
+            tb = tb.tb_next
+    report = "".join(
+        traceback.TracebackException.from_exception(error, capture_locals=True).format()
+    )
+    if secret in report:
+        found.append("the report with locals")
+    return found
+
+
+async def assert_no_key_anywhere(call: Awaitable[object]) -> BaseException:
+    """Await ``call``, which must fail, and look for the key (a global: no frame of
+    this test holds it) wherever an error reporter could."""
+    with pytest.raises(ParaJWTError) as info:
+        await call
+    assert frames_holding(info.value, SECRET_KEY) == []
+    return info.value
+
+
+def test_the_walk_finds_a_key_in_a_chained_aiohttp_error() -> None:
+    # What para_jwt raised before: the check below must be able to see it.
+    async def aiohttp_like(headers: dict[str, str]) -> None:
+        raise aiohttp.ServerDisconnectedError()
+
+    async def old_style() -> None:
+        try:
+            await aiohttp_like({"x-external-api-key": SECRET_KEY})
+        except aiohttp.ClientError as exc:
+            raise ParaUnavailableError("unavailable") from exc
+
+    with pytest.raises(ParaUnavailableError) as info:
+        asyncio.run(old_style())
+    assert "aiohttp_like: headers" in frames_holding(info.value, SECRET_KEY)
+    assert "the report with locals" in frames_holding(info.value, SECRET_KEY)
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        pytest.param([Reply(drop=True)] * 3, id="dropped"),
+        pytest.param([Reply(truncate=True, payload=SESSION_OK)] * 3, id="cut-mid-body"),
+        pytest.param([Reply(delay=5)], id="timeout"),
+        pytest.param([Reply(raw=b"HTTP/1.1 banana\r\n\r\n")], id="not-http"),
+        pytest.param([Reply(status=401)], id="401"),
+        pytest.param([Reply(status=503)] * 3, id="503"),
+        pytest.param([Reply(payload=[TOKEN, SECRET_KEY])], id="200-echo-not-object"),
+        pytest.param([Reply(payload={"authType": 1, "echo": SECRET_KEY})], id="200-echo-field"),
+        pytest.param([Reply(body=b"{" + SECRET_KEY.encode())], id="200-echo-not-json"),
+        pytest.param([Reply(body=SECRET_KEY.encode() * 500)], id="200-oversized"),
+    ],
+)
+async def test_no_frame_of_any_error_holds_the_key(para: FakePara, replies: list[Reply]) -> None:
+    para.script(*replies)
+    async with ParaAPI(
+        SECRET_KEY, base_url=para.base_url, timeout=0.3, backoff=0, max_response_size=4096
+    ) as client:
+        await assert_no_key_anywhere(client.verify_session(TOKEN))
+
+
+async def test_a_refused_connection_holds_no_key() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with ParaAPI(SECRET_KEY, base_url=f"http://127.0.0.1:{port}", backoff=0) as client:
+        error = await assert_no_key_anywhere(client.verify_wallet(ADDRESS))
+    assert "ClientConnectorError" in str(error)
+
+
+async def test_the_token_stays_in_the_callers_frame_only(para: FakePara) -> None:
+    para.script(*[Reply(drop=True)] * 3)
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url, backoff=0) as client:
+        with pytest.raises(ParaUnavailableError) as info:
+            await client.verify_session(TOKEN)
+    holders = frames_holding(info.value, TOKEN)
+    # The argument the caller passed, in the public method and the test itself;
+    # no frame of para_jwt's internals holds the request body.
+    assert set(holders) <= {
+        "verify_session: verification_token",
+        "test_the_token_stays_in_the_callers_frame_only: TOKEN",
+        "the report with locals",
+    }
+    assert all("_post" not in h and "_attempt" not in h for h in holders)
+
+
+async def test_a_caller_timeout_chains_no_aiohttp_frame(para: FakePara) -> None:
+    # asyncio.timeout turns the cancellation into TimeoutError from the
+    # CancelledError that went through the request: that one must be ours.
+    para.script(Reply(delay=2, payload=SESSION_OK))
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url, backoff=0) as client:
+        with pytest.raises(TimeoutError) as info:
+            async with asyncio.timeout(0.2):
+                await client.verify_session(TOKEN)
+        # Still usable afterwards.
+        para.script(Reply(payload=SESSION_OK))
+        assert (await client.verify_session(TOKEN)).identifier == "alice@example.com"
+    assert isinstance(info.value.__cause__, asyncio.CancelledError)
+    assert frames_holding(info.value, SECRET_KEY) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"environment": "prod"},  # conflicts with the key's prefix
+        {"environment": "staging"},
+        {"base_url": "http://example.com/"},
+        {"timeout": -1},
+    ],
+)
+def test_configuration_errors_hold_no_key(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ParaAPI(SECRET_KEY, **options)
+    assert frames_holding(info.value, SECRET_KEY) == []
+
+
+REFUSED_KEYS = ["beta_SECRET KEY1234", "beta_SECRETKEY1234\n"]
+
+
+@pytest.mark.parametrize("index", range(len(REFUSED_KEYS)))
+def test_a_refused_key_is_in_no_frame(index: int) -> None:
+    # Looked up, not bound to a local: only para_jwt's frames are under test.
+    with pytest.raises(ConfigurationError) as info:
+        ParaAPI(REFUSED_KEYS[index])
+    found = frames_holding(info.value, REFUSED_KEYS[index].strip())  # not in an assert:
+    assert found == []  # pytest's assertion rewriting would keep the key in a local
+
+
+# --- the verification-token guard: nothing JWT-like or wrapped reaches Para ------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+GOOD_HEAD, GOOD_PAYLOAD, GOOD_SIGNATURE = JWT.split(".")
+STD_JWT = ".".join(  # the +/ alphabet, with padding
+    _b64(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))) for part in JWT.split(".")
+)
+PADDED_JWT = ".".join(part + "=" * (-len(part) % 4) for part in JWT.split("."))
+WRAPPED = [
+    pytest.param(f"Bearer {JWT}", id="bearer"),
+    pytest.param(f"bearer {JWT}", id="bearer-lower"),
+    pytest.param(f"Bearer:{JWT}", id="bearer-colon"),
+    pytest.param(f"Bearer%20{JWT}", id="bearer-percent"),
+    pytest.param(f'"{JWT}"', id="double-quoted"),
+    pytest.param(f"'{JWT}'", id="single-quoted"),
+    pytest.param(PADDED_JWT, id="padded"),
+    pytest.param(STD_JWT, id="plus-slash-alphabet"),
+    pytest.param(f"{GOOD_HEAD}.{GOOD_PAYLOAD}.", id="no-signature"),
+    pytest.param(f"{GOOD_HEAD}.{GOOD_PAYLOAD}", id="header-and-payload"),
+    pytest.param(f"{GOOD_HEAD}\u200b.{GOOD_PAYLOAD}.{GOOD_SIGNATURE}", id="zero-width-space"),
+    pytest.param(f"\u2060{JWT}", id="word-joiner"),
+    pytest.param(JWT.replace(".", "%2E"), id="percent-encoded-dots"),
+    pytest.param("a.b.c", id="two-dots"),
+    pytest.param("vtok.x.y.z.w", id="jwe-shape"),
+    pytest.param(f"{JWT}.{JWT}", id="two-jwts"),
+]
+
+
+@pytest.mark.parametrize("token", WRAPPED)
+async def test_anything_that_is_or_wraps_a_jwt_is_refused_before_any_request(
+    mock_para: MockPara, token: str
+) -> None:
+    async with mock_para.api(backoff=0) as client:
+        with pytest.raises(InvalidVerificationTokenError, match=r"JWT|scheme|quotes|invisible"):
+            await client.verify_session(token)
+    assert mock_para.sessions_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("token", "says"),
+    [
+        (f"{TOKEN} ", "whitespace"),
+        (f"{TOKEN}\n", "whitespace"),
+        ("vtok\tx", "whitespace"),
+        ("vtok\u00a0x", "whitespace"),  # no-break space (Zs)
+        ("vtok\u2028x", "whitespace"),  # line separator (Zl)
+        ("vtok\x00x", "control or invisible"),
+        ("vtok\x7fx", "control or invisible"),
+        ("vtok\u200bx", "control or invisible"),  # zero-width space (Cf)
+        ("vtok\ufeffx", "control or invisible"),  # byte-order mark (Cf)
+        ("vtok\u00e9x", "other than printable ASCII"),
+        (f'"{TOKEN}"', "quotes"),
+        (f"`{TOKEN}`", "quotes"),
+        (f"Bearer:{TOKEN}", "scheme"),
+        (f"DPoP%20{TOKEN}", "scheme"),
+        (f"https://app.example/?t={TOKEN}", "scheme"),
+        ("%22vtok%22", "quotes"),  # percent-encoded quotes
+    ],
+)
+async def test_wrapped_or_odd_tokens_are_refused_before_any_request(
+    mock_para: MockPara, token: str, says: str
+) -> None:
+    async with mock_para.api(backoff=0) as client:
+        with pytest.raises(InvalidVerificationTokenError, match=says):
+            await client.verify_session(token)
+    assert mock_para.sessions_requests == 0
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        str(uuid.UUID(int=7)),  # what Para's SDK returns today (a sessionLookupId)
+        "vtok-TOKENVALUE-7c1e9a3b5d2f4e6a8b0c",
+        "abc.def",  # one dot, no JSON in either part
+        "x" * 2048,
+    ],
+)
+async def test_plausible_tokens_reach_para(mock_para: MockPara, token: str) -> None:
+    async with mock_para.api(backoff=0) as client:
+        with pytest.raises(SessionExpiredError):  # unknown to MockPara: its 403
+            await client.verify_session(token)
+    assert mock_para.sessions_requests == 1
