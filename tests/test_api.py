@@ -13,6 +13,7 @@ import json
 import logging
 import socket
 import traceback
+import tracemalloc
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -977,3 +978,54 @@ async def test_plausible_tokens_reach_para(mock_para: MockPara, token: str) -> N
         with pytest.raises(SessionExpiredError):  # unknown to MockPara: its 403
             await client.verify_session(token)
     assert mock_para.sessions_requests == 1
+
+
+# --- a 200 answer is read only up to the cap, as it streams in -------------------------
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+async def test_a_huge_answer_is_read_only_to_the_cap(chunked: bool) -> None:
+    """Para (here a raw server) sends 256 MiB; ParaAPI stops after its 64 KiB cap.
+
+    Two honest bounds: what the server managed to send before the client hung up
+    (the rest of the socket buffers at most), and the Python memory the call took.
+    """
+    total = 256 * 1024 * 1024
+    block = b" " * (64 * 1024)
+    sent = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await reader.readuntil(b"\r\n\r\n")
+        length = "transfer-encoding: chunked" if chunked else f"content-length: {total}"
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{length}\r\n\r\n"
+        writer.write(head.encode())
+        frame = (f"{len(block):x}\r\n".encode() + block + b"\r\n") if chunked else block
+        try:
+            while sent < total:
+                writer.write(frame)
+                await writer.drain()
+                sent += len(block)
+        except (ConnectionError, OSError):
+            pass  # the client hung up: what this test wants
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with ParaAPI(SECRET_KEY, base_url=f"http://127.0.0.1:{port}", backoff=0) as client:
+            tracemalloc.start()
+            try:
+                with pytest.raises(ParaAPIError, match="over 65536 bytes") as info:
+                    await client.verify_session(TOKEN)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        await asyncio.sleep(0.05)  # let the server see the hang-up
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert info.value.status == 200
+    assert sent < 24 * 1024 * 1024, f"the server could send {sent} bytes"
+    assert peak < 4 * 1024 * 1024, f"the call took {peak} bytes"
