@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import logging
 import socket
+import threading
 import traceback
 import tracemalloc
 import uuid
+import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1029,3 +1032,135 @@ async def test_a_huge_answer_is_read_only_to_the_cap(chunked: bool) -> None:
     assert info.value.status == 200
     assert sent < 24 * 1024 * 1024, f"the server could send {sent} bytes"
     assert peak < 4 * 1024 * 1024, f"the call took {peak} bytes"
+
+
+# --- unexpected failures take the one failure path ---------------------------------------
+
+
+async def test_a_borrowed_session_the_app_closed_is_unavailable_not_a_raw_error(
+    para: FakePara, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="para_jwt.api")
+    borrowed = aiohttp.ClientSession()
+    await borrowed.close()  # the app shut its session down before ours
+    client = ParaAPI(SECRET_KEY, base_url=para.base_url, session=borrowed, backoff=0)
+    with pytest.raises(ParaUnavailableError, match=r"failed: unexpected RuntimeError") as info:
+        await client.verify_wallet(ADDRESS)
+    assert (info.value.__cause__, info.value.__context__) == (None, None)
+    assert frames_holding(info.value, SECRET_KEY) == []
+    [record] = [r for r in caplog.records if r.name == "para_jwt.api"]
+    assert "unexpected RuntimeError" in record.getMessage()
+    assert "attempt 1 of 3" in record.getMessage()  # not retried: it would fail alike
+    assert para.requests == []
+
+
+# --- one instance, many event loops and threads ----------------------------------------
+
+
+@pytest.fixture
+def para_thread() -> Iterator[MockPara]:
+    """MockPara on its own loop in a thread, so tests can run loops of their own."""
+    loop = asyncio.new_event_loop()
+    mock = MockPara()
+    loop.run_until_complete(mock.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield mock
+    finally:
+        asyncio.run_coroutine_threadsafe(mock.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def test_asyncio_run_per_call_works_and_leaks_nothing(para_thread: MockPara) -> None:
+    token = para_thread.issue_verification_token(identifier="ada@example.com")
+    api = para_thread.api(backoff=0)
+    sessions = []
+    for _ in range(5):
+        assert asyncio.run(api.verify_session(token)).identifier == "ada@example.com"
+        sessions += [entry.session for entry in api._sessions._owned.values()]
+    # Each loop got its own session, closed by that loop's shutdown (asyncio.run).
+    assert len({id(s) for s in sessions}) == 5
+    assert all(s.closed for s in sessions)
+    assert len(api._sessions._owned) == 1  # the closed loops were pruned
+    asyncio.run(api.close())
+    gc.collect()  # an unclosed session or socket would warn here (warnings are errors)
+    assert para_thread.sessions_requests == 5
+
+
+def test_a_loop_closed_without_shutdown_does_not_poison_later_calls(
+    para_thread: MockPara,
+) -> None:
+    token = para_thread.issue_verification_token()
+    api = para_thread.api(backoff=0)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(api.verify_session(token))
+    # The old style: closed without loop.shutdown_asyncgens(), so nothing could
+    # close its session before; the next call must still work.
+    loop.close()
+    with warnings.catch_warnings():
+        # Its pooled socket belongs to a dead loop: only the garbage collector can
+        # close it now (the documented shutdown avoids this, see above).
+        warnings.simplefilter("ignore", ResourceWarning)
+        assert asyncio.run(api.verify_session(token)).auth_type == "email"
+        del loop
+        gc.collect()
+    asyncio.run(api.close())
+    assert api._sessions._owned == {}
+
+
+def test_threads_with_their_own_loops_share_one_instance(para_thread: MockPara) -> None:
+    tokens = [para_thread.issue_verification_token(identifier=f"u{i}@x.example") for i in range(4)]
+    api = para_thread.api(backoff=0)
+    loops = [asyncio.new_event_loop() for _ in range(4)]
+    threads = [threading.Thread(target=loop.run_forever, daemon=True) for loop in loops]
+    for thread in threads:
+        thread.start()
+    try:
+        futures = [
+            asyncio.run_coroutine_threadsafe(api.verify_session(tokens[i % 4]), loops[i % 4])
+            for i in range(40)
+        ]
+        identifiers = [future.result(30).identifier for future in futures]
+        assert identifiers == [f"u{i % 4}@x.example" for i in range(40)]
+        sessions = {loop: entry.session for loop, entry in api._sessions._owned.items()}
+        assert set(sessions) == set(loops)
+        # close() from yet another loop closes each session on its own loop.
+        asyncio.run(api.close())
+        assert all(session.closed for session in sessions.values())
+        with pytest.raises(ParaUnavailableError, match="closed"):
+            asyncio.run_coroutine_threadsafe(api.verify_session(tokens[0]), loops[0]).result(10)
+    finally:
+        for loop, thread in zip(loops, threads, strict=True):
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    assert para_thread.sessions_requests == 40
+
+
+def test_a_borrowed_session_from_another_loop_is_a_configuration_error(
+    para_thread: MockPara,
+) -> None:
+    async def make_session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession()
+
+    loop = asyncio.new_event_loop()
+    borrowed = loop.run_until_complete(make_session())
+    api = para_thread.api(session=borrowed)
+    try:
+        with pytest.raises(ConfigurationError, match=r"ParaAPI: the session= you passed") as info:
+            asyncio.run(api.verify_wallet(ADDRESS))
+        assert "another event loop" in str(info.value)
+        assert para_thread.wallets_requests == 0
+        # On its own loop it works, and it stays open: it is borrowed.
+        para_thread.register_wallet(ADDRESS)
+        assert loop.run_until_complete(api.verify_wallet(ADDRESS))
+        loop.run_until_complete(api.close())
+        assert not borrowed.closed
+    finally:
+        loop.run_until_complete(borrowed.close())
+        loop.close()
