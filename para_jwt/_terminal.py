@@ -6,6 +6,7 @@ Shared by ``cli.py`` and ``_demo.py``, so that neither imports the other.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
 from .claims import ParaClaims, Wallet
+from .jwks import JWKSHealth, KeySet, VerificationKey
 
 __all__ = [
     "ClosedPipeSafe",
@@ -23,6 +25,8 @@ __all__ = [
     "dump_json",
     "duration",
     "iso",
+    "keyset_json",
+    "keyset_lines",
     "printable",
     "table",
 ]
@@ -200,5 +204,76 @@ def claims_json(claims: ParaClaims) -> dict[str, Any]:
         "issued_at": None if claims.issued_at is None else claims.issued_at.isoformat(),
         "expires_at": claims.expires_at.isoformat(),
     }
+
+
+
+
+# --- key sets ----------------------------------------------------------------------------
+
+
+def _rsa_bits(key: VerificationKey) -> int | None:
+    if key.kty != "RSA":
+        return None
+    modulus: str = key.jwk["n"]  # checked when the set was imported
+    return int.from_bytes(
+        base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
+    ).bit_length()
+
+
+def _key_size(key: VerificationKey) -> str:
+    return key.curve or f"{_rsa_bits(key)} bits"
+
+
+def keyset_json(keyset: KeySet, health: JWKSHealth) -> dict[str, Any]:
+    return {
+        "url": health.url,
+        "fetched_at": None if health.fetched_at is None else health.fetched_at.isoformat(),
+        "expires_at": None if health.expires_at is None else health.expires_at.isoformat(),
+        "keys": [
+            {
+                "kid": key.kid,
+                "kty": key.kty,
+                # As published; "algorithms" are those it may verify either way.
+                "alg": key.jwk.get("alg"),
+                "algorithms": sorted(key.algorithms),
+                "bits": _rsa_bits(key),
+                "curve": key.curve,
+            }
+            for key in keyset.keys.values()
+        ],
+        "skipped": [{"kid": skip.kid, "reason": skip.reason} for skip in keyset.skipped],
+    }
+
+
+def keyset_lines(keyset: KeySet, health: JWKSHealth, style: Style) -> list[str]:
+    fetched = "?"
+    if health.expires_at is not None and health.fetched_at is not None:
+        lifetime = (health.expires_at - health.fetched_at).total_seconds()
+        fetched = (
+            f"{health.fetched_at.isoformat(timespec='seconds')}, "
+            f"fresh for {duration(lifetime)} (from its caching headers, within para_jwt's bounds)"
+        )
+    lines = [
+        f"{style.bold('Key set')}  {health.url}",
+        f"{style.bold('Fetched')}  {fetched}",
+        "",
+        style.bold(f"{len(keyset.keys)} usable key{'' if len(keyset.keys) == 1 else 's'}"),
+    ]
+    if keyset.keys:
+        rows = [["KID", "KTY", "ALG", "SIZE"]]
+        rows += [
+            [key.kid, key.kty, ",".join(sorted(key.algorithms)), _key_size(key)]
+            for key in keyset.keys.values()
+        ]
+        lines += table(rows)
+    if keyset.skipped:
+        lines += ["", style.yellow(style.bold(f"{len(keyset.skipped)} skipped"))]
+        rows = [["KID", "WHY"]]
+        rows += [
+            [printable(skip.kid) if skip.kid is not None else "(no kid)", skip.reason]
+            for skip in keyset.skipped
+        ]
+        lines += table(rows)
+    return lines
 
 

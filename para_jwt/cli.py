@@ -15,13 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import contextlib
-import json
 import logging
-import math
-import re
 import signal
 import sys
 import time
@@ -37,9 +32,12 @@ from ._terminal import (
     dump_json,
     duration,
     iso,
+    keyset_json,
+    keyset_lines,
     printable,
     table,
 )
+from ._unverified import UNVERIFIED, MalformedToken, decode_unverified, numeric_date, time_claim
 from ._version import __version__
 from .environments import Environment, _is_loopback
 from .errors import (
@@ -50,7 +48,7 @@ from .errors import (
     TokenExpiredError,
     UnknownKeyError,
 )
-from .jwks import JWKSCache, JWKSHealth, KeySet, VerificationKey
+from .jwks import JWKSCache
 from .verifier import ParaVerifier
 
 if TYPE_CHECKING:
@@ -86,73 +84,6 @@ def _read_token(argument: str, stdin: TextIO) -> str:
     return token
 
 
-class MalformedToken(Exception):
-    """The token cannot even be decoded; the message says why (never what it holds)."""
-
-
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
-
-
-def _decode_segment(segment: str, what: str) -> bytes:
-    # Lenient about padding, unlike the verifier: inspect is for looking at tokens
-    # the verifier refuses, too.
-    if not _BASE64URL.fullmatch(segment):
-        raise MalformedToken(f"the {what} is not base64url")
-    try:
-        return base64.urlsafe_b64decode(segment.rstrip("=") + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
-        raise MalformedToken(f"the {what} is not base64url") from None
-
-
-def _decode_json_segment(segment: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(_decode_segment(segment, what).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MalformedToken(f"the {what} is not UTF-8 JSON") from None
-    if not isinstance(value, dict):
-        raise MalformedToken(f"the {what} is not a JSON object")
-    return value
-
-
-def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
-    """Header, payload and signature of a compact JWS, **without any verification**."""
-    segments = token.split(".")
-    if len(segments) == 5:
-        raise MalformedToken(
-            "this has 5 segments: an encrypted token (JWE)? Para's JWTs are signed JWS "
-            "with 3 segments"
-        )
-    if len(segments) != 3:
-        raise MalformedToken(f"a JWT has 3 dot-separated segments, this has {len(segments)}")
-    header = _decode_json_segment(segments[0], "header")
-    payload = _decode_json_segment(segments[1], "payload")
-    return header, payload, _decode_segment(segments[2], "signature")
-
-
-def _numeric_date(value: Any) -> float | None:
-    if type(value) in (int, float) and math.isfinite(value) and 0 <= value < 253_402_300_800:
-        return float(value)
-    return None
-
-
-def _time_claim(name: str, value: Any, now: float) -> dict[str, Any]:
-    at = _numeric_date(value)
-    if at is None:
-        return {"at": None, "relative": "not a NumericDate (seconds since the epoch)"}
-    if name == "exp":
-        expired = at <= now
-        relative = f"expired {duration(now - at)} ago" if expired else f"{duration(at - now)} left"
-        return {"at": iso(at), "expired": expired, "relative": relative}
-    relative = f"{duration(now - at)} ago" if at <= now else f"in {duration(at - now)}"
-    return {"at": iso(at), "relative": relative}
-
-
-_UNVERIFIED = (
-    "NOT VERIFIED: decoded only. Signature, key, audience and expiry were not checked; "
-    "anyone can write a token that decodes like this. Use 'para-jwt verify' to trust it."
-)
-
-
 # --- subcommands -------------------------------------------------------------------------
 
 
@@ -165,16 +96,16 @@ async def _inspect(args: argparse.Namespace, out: Output, err: Output) -> int:
         return EXIT_INVALID
     now = time.time()
     times = {
-        name: _time_claim(name, payload[name], now)
+        name: time_claim(name, payload[name], now)
         for name in ("iat", "nbf", "exp")
         if name in payload
     }
     style = Style(err)
-    err.write(style.bold(style.yellow(_UNVERIFIED)) + "\n")
+    err.write(style.bold(style.yellow(UNVERIFIED)) + "\n")
     dump_json(
         {
             "verified": False,
-            "warning": _UNVERIFIED,
+            "warning": UNVERIFIED,
             "header": header,
             "payload": payload,
             "times": times,
@@ -215,7 +146,7 @@ def _hint(error: InvalidTokenError, token: str, args: argparse.Namespace) -> str
     except MalformedToken:
         return ""
     if isinstance(error, TokenExpiredError):
-        exp = _numeric_date(payload.get("exp"))
+        exp = numeric_date(payload.get("exp"))
         if exp is not None:
             return f" ({iso(exp)}, {duration(time.time() - exp)} ago)"
     if isinstance(error, InvalidAudienceError):
@@ -233,79 +164,13 @@ async def _jwks(args: argparse.Namespace, out: Output, err: Output) -> int:
         keyset = await cache.refresh()
         health = cache.health()
     if args.json:
-        dump_json(_keyset_json(keyset, health), out)
+        dump_json(keyset_json(keyset, health), out)
     else:
-        out.write("\n".join(_keyset_lines(keyset, health, Style(out))) + "\n")
+        out.write("\n".join(keyset_lines(keyset, health, Style(out))) + "\n")
     if not keyset.keys:
         _error(err, "the key set holds no usable key: every token would be refused")
         return EXIT_UNAVAILABLE
     return EXIT_OK
-
-
-def _rsa_bits(key: VerificationKey) -> int | None:
-    if key.kty != "RSA":
-        return None
-    modulus: str = key.jwk["n"]  # checked when the set was imported
-    return int.from_bytes(
-        base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
-    ).bit_length()
-
-
-def _key_size(key: VerificationKey) -> str:
-    return key.curve or f"{_rsa_bits(key)} bits"
-
-
-def _keyset_json(keyset: KeySet, health: JWKSHealth) -> dict[str, Any]:
-    return {
-        "url": health.url,
-        "fetched_at": None if health.fetched_at is None else health.fetched_at.isoformat(),
-        "expires_at": None if health.expires_at is None else health.expires_at.isoformat(),
-        "keys": [
-            {
-                "kid": key.kid,
-                "kty": key.kty,
-                # As published; "algorithms" are those it may verify either way.
-                "alg": key.jwk.get("alg"),
-                "algorithms": sorted(key.algorithms),
-                "bits": _rsa_bits(key),
-                "curve": key.curve,
-            }
-            for key in keyset.keys.values()
-        ],
-        "skipped": [{"kid": skip.kid, "reason": skip.reason} for skip in keyset.skipped],
-    }
-
-
-def _keyset_lines(keyset: KeySet, health: JWKSHealth, style: Style) -> list[str]:
-    fetched = "?"
-    if health.expires_at is not None and health.fetched_at is not None:
-        lifetime = (health.expires_at - health.fetched_at).total_seconds()
-        fetched = (
-            f"{health.fetched_at.isoformat(timespec='seconds')}, "
-            f"fresh for {duration(lifetime)} (from its caching headers, within para_jwt's bounds)"
-        )
-    lines = [
-        f"{style.bold('Key set')}  {health.url}",
-        f"{style.bold('Fetched')}  {fetched}",
-        "",
-        style.bold(f"{len(keyset.keys)} usable key{'' if len(keyset.keys) == 1 else 's'}"),
-    ]
-    if keyset.keys:
-        rows = [["KID", "KTY", "ALG", "SIZE"]]
-        rows += [
-            [key.kid, key.kty, ",".join(sorted(key.algorithms)), _key_size(key)]
-            for key in keyset.keys.values()
-        ]
-        lines += table(rows)
-    if keyset.skipped:
-        lines += ["", style.yellow(style.bold(f"{len(keyset.skipped)} skipped"))]
-        rows = [["KID", "WHY"]]
-        rows += [
-            [printable(skip.kid) if skip.kid is not None else "(no kid)", skip.reason]
-            for skip in keyset.skipped
-        ]
-        lines += table(rows)
-    return lines
 
 
 async def _mock_server(args: argparse.Namespace, out: Output, err: Output) -> int:
