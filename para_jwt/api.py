@@ -98,15 +98,19 @@ class _Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    """What one attempt got: an HTTP status, or a failure before there was one."""
+    """What one attempt got: an HTTP status, or a failure before there was one.
 
-    #: The HTTP status, or ``None`` when the attempt failed before an answer.
+    Attributes:
+        status: The HTTP status, or ``None`` when the attempt failed before an answer.
+        body: The body of a 200 answer; ``None`` otherwise, or when it was over the cap.
+        failure: What went wrong when there was no usable answer (for the log).
+        kind: The failure's kind: ``"timeout"``, ``"connection"``, ``"not-http"``,
+            ``"too-large"`` or ``"unexpected"``.
+    """
+
     status: int | None
-    #: The body of a 200 answer; ``None`` otherwise, or when it was over the cap.
     body: bytes | None = None
-    #: What went wrong when there was no usable answer (for the log and the error).
     failure: str | None = None
-    #: The failure kind: "timeout", "connection", "not-http", "too-large" or "unexpected".
     kind: str | None = None
 
     @property
@@ -453,7 +457,7 @@ class ParaAPI:
             # Built inline, so no frame of ours holds the key in a local.
             headers={
                 "content-type": "application/json",
-                "x-external-api-key": str(self._api_key.reveal()),
+                "x-external-api-key": self._api_key.reveal(),
             },
             timeout=self._client_timeout,
             # A redirect would carry the secret key header to another URL (aiohttp
