@@ -38,8 +38,9 @@ def base64url_decode(segment: str, what: str) -> bytes:
     is not base64url."""
     if not _BASE64URL.fullmatch(segment):
         raise MalformedToken(f"the {what} is not base64url")
+    data = segment.rstrip("=")
     try:
-        return base64.urlsafe_b64decode(segment.rstrip("=") + "=" * (-len(segment) % 4))
+        return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
     except (binascii.Error, ValueError):
         raise MalformedToken(f"the {what} is not base64url") from None
 

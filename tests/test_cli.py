@@ -242,6 +242,15 @@ def test_inspect_shows_how_long_ago_a_token_expired(
     assert re.fullmatch(r"expired 2d 23h ago", exp["relative"])
 
 
+def test_inspect_decodes_padded_segments(capsys: pytest.CaptureFixture[str]) -> None:
+    # Padding the verifier refuses, so inspect must show what is inside.
+    token = MockPara().issue_jwt("user-pad")
+    padded = ".".join(part + "=" * (-len(part) % 4) for part in token.split("."))
+    assert padded != token
+    assert main(["inspect", padded]) == 0
+    assert json.loads(capsys.readouterr().out)["payload"]["sub"] == "user-pad"
+
+
 @pytest.mark.parametrize(
     ("token", "reason"),
     [
