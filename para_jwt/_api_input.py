@@ -180,7 +180,7 @@ def resolve_target(
         chosen = Environment.parse(environment)
         if from_key is not None and from_key is not chosen:
             raise ConfigurationError(
-                f"environment={chosen.name.lower()!r} conflicts with the secret API key, "
+                f"ParaAPI: environment={chosen.name.lower()!r} conflicts with the secret API key, "
                 f"whose prefix says {from_key.name.lower()!r}: a key works only in its "
                 "own environment"
             )
@@ -188,7 +188,7 @@ def resolve_target(
         return chosen, _check_base_url(base_url)
     if chosen is None:
         raise ConfigurationError(
-            "cannot tell the Para environment from the secret API key (its prefix is "
+            "ParaAPI cannot tell the Para environment from the secret API key (its prefix is "
             "not 'prod_', 'beta_' or 'sandbox_'): pass environment='prod', 'beta' or "
             "'sandbox', or base_url="
         )
@@ -196,19 +196,19 @@ def resolve_target(
 
 
 def _check_base_url(url: str) -> str:
-    check_endpoint_url(url, what="base_url")
+    check_endpoint_url(url, what="ParaAPI: base_url")
     parts = urlsplit(url)
     if parts.query or parts.fragment:
         raise ConfigurationError(
-            "base_url must not have a query or a fragment: the endpoint paths are "
-            "appended to it"
+            "ParaAPI: base_url must not have a query or a fragment: the endpoint paths "
+            "are appended to it"
         )
     try:
         invalid_port = parts.port == 0
     except ValueError:  # out of range or not a number
         invalid_port = True
     if invalid_port:
-        raise ConfigurationError("base_url has an invalid port")
+        raise ConfigurationError("ParaAPI: base_url has an invalid port")
     return url if url.endswith("/") else url + "/"
 
 

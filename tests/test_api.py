@@ -602,6 +602,11 @@ def test_invalid_numbers_are_refused(option: str, value: Any, message: str) -> N
         ParaAPI(SECRET_KEY, **{option: value})
 
 
+def test_a_session_that_is_not_an_aiohttp_session_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"ParaAPI: session must be an aiohttp"):
+        ParaAPI(SECRET_KEY, session="http://proxy")  # type: ignore[arg-type]
+
+
 def test_zero_retries_and_zero_backoff_are_allowed() -> None:
     ParaAPI(SECRET_KEY, retries=0, backoff=0)
 
