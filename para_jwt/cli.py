@@ -301,6 +301,11 @@ def _add_key_source(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The whole command line, declared in one place.
+
+    Longer than 60 lines on purpose: it reads top to bottom like ``--help``, one
+    block per subcommand, and splitting it would only scatter the declarations.
+    """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v",
