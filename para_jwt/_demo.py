@@ -17,14 +17,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
 
+from ._terminal import Output, Style, claims_json, duration, printable
+from ._unverified import decode_unverified
 from .aiohttp import API_CLIENT_KEY, get_claims, para_required, setup
 from .api import ParaAPI
-from .cli import Style, claims_json, duration, printable
 from .errors import SessionExpiredError, WalletNotFoundError
 from .jwks import JWKSEvent, JWKSEventKind
 from .testing import FakeClock, MockPara
@@ -95,8 +96,8 @@ class _Reply:
 
 def _tampered(token: str, user_id: str) -> str:
     """The same token claiming another user, with the original signature kept."""
-    header, payload, signature = token.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    header, _, signature = token.split(".")
+    _, claims, _ = decode_unverified(token)
     claims["sub"] = claims["data"]["userId"] = user_id
     forged = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode())
     return f"{header}.{forged.rstrip(b'=').decode()}.{signature}"
@@ -120,7 +121,7 @@ class _Walkthrough:
 
     def __init__(
         self,
-        out: TextIO,
+        out: Output,
         para: MockPara,
         clock: FakeClock,
         verifier: ParaVerifier,
@@ -376,7 +377,7 @@ async def _walk(w: _Walkthrough) -> None:
             w.check(False, f"the step raised {type(exc).__name__}: {exc}")
 
 
-async def run_demo(out: TextIO, *, verifier_options: Mapping[str, Any] | None = None) -> int:
+async def run_demo(out: Output, *, verifier_options: Mapping[str, Any] | None = None) -> int:
     """Run the walk-through, narrating to ``out``; 0 if every check passed, else 1.
 
     ``verifier_options`` go to the app's ``ParaVerifier`` (tests use them to

@@ -17,25 +17,30 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Self
-from urllib.parse import urlsplit
 
 import aiohttp
 
+from ._api_input import (
+    Secret,
+    check_address,
+    check_secret_api_key,
+    check_verification_token,
+    resolve_target,
+)
+from ._loop_sessions import LoopSessions
 from ._options import check_int, check_seconds
 from .claims import AuthType, OAuthMethod
-from .environments import Environment, check_endpoint_url
+from .environments import Environment
 from .errors import (
     ConfigurationError,
-    InvalidAddressError,
-    InvalidVerificationTokenError,
     ParaAPIError,
     ParaAuthenticationError,
+    ParaJWTError,
     ParaUnavailableError,
     SessionExpiredError,
     WalletNotFoundError,
@@ -45,16 +50,6 @@ __all__ = ["ParaAPI", "SessionInfo"]
 
 logger = logging.getLogger("para_jwt.api")
 
-# Para's verification token is an opaque session-lookup ID. Its format is not
-# documented, so the cap is generous; it exists so that nothing absurd is sent to
-# Para under our secret key.
-_MAX_VERIFICATION_TOKEN_LENGTH: Final = 2048
-# The longest addresses of the chains Para supports (bech32 Cosmos addresses) are
-# under 100 characters.
-_MAX_ADDRESS_LENGTH: Final = 256
-# Three dot-separated base64url segments: a compact JWS, that is, a JWT. The last
-# segment may be empty (an unsigned JWT is still a JWT, not a verification token).
-_JWT_SHAPE: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # Gateway answers (bad gateway, unavailable, gateway timeout): the request did not
 # reach a healthy Para instance, which a rolling deploy or an overloaded instance
 # causes and which usually clears within a second or two.
@@ -65,6 +60,7 @@ _RETRYABLE_STATUSES: Final = frozenset({502, 503, 504})
 _sleep = asyncio.sleep
 
 
+
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
     """What ``/sessions/verify`` says about an active session.
@@ -72,16 +68,21 @@ class SessionInfo:
     Para's answer carries no user ID. ``identifier`` is only unique together with
     ``auth_type`` (an email address and a phone number live in different
     namespaces), so link accounts on the pair, never on ``identifier`` alone.
+
+    Attributes:
+        auth_type: How the user signed in (``email``, ``phone``, ``oauth``...).
+        identifier: The login handle: the email address for email, ``+<digits>``
+            for phone...
+        oauth_method: The OAuth provider when the user signed in with one, else
+            ``None``.
+        raw: Para's whole JSON answer, read-only. Kept out of ``repr()`` and
+            comparisons: it may hold fields this version does not know, including
+            ones that echo the verification token.
     """
 
     auth_type: AuthType
-    #: The login handle: the email address for email, ``+<digits>`` for phone...
     identifier: str
-    #: The OAuth provider when the user signed in with one, else ``None``.
     oauth_method: OAuthMethod | None
-    #: Para's whole JSON answer, read-only. Kept out of ``repr()`` and comparisons:
-    #: it may hold fields this version does not know, including ones that echo the
-    #: verification token.
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
 
@@ -93,6 +94,32 @@ class _Endpoint:
 
     def __str__(self) -> str:
         return f"POST {self.url}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What one attempt got: an HTTP status, or a failure before there was one.
+
+    Attributes:
+        status: The HTTP status, or ``None`` when the attempt failed before an answer.
+        body: The body of a 200 answer; ``None`` otherwise, or when it was over the cap.
+        failure: What went wrong when there was no usable answer (for the log).
+        kind: The failure's kind: ``"timeout"``, ``"connection"``, ``"not-http"``,
+            ``"too-large"`` or ``"unexpected"``.
+    """
+
+    status: int | None
+    body: bytes | None = None
+    failure: str | None = None
+    kind: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return f"HTTP {self.status}" if self.failure is None else self.failure
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in _RETRYABLE_STATUSES or self.kind == "connection"
 
 
 class ParaAPI:
@@ -118,25 +145,67 @@ class ParaAPI:
     502, 503, 504             retried, then ``ParaUnavailableError``
     connection failed/dropped retried, then ``ParaUnavailableError``
     other 5xx, timeout        ``ParaUnavailableError`` at once
+    anything unexpected       ``ParaUnavailableError`` at once
     ========================  ===========================================
 
+    One instance serves every event loop and thread: each loop that calls it
+    gets its own HTTP session, closed when that loop shuts down (``asyncio.run``
+    does) or by ``close()``.
+
     Neither the secret API key nor a verification token ever appears in
-    ``repr()``, in an exception or in a log record. Error messages name the
-    endpoint and the status only: Para's error bodies are never echoed, since
-    they could repeat what was sent.
+    ``repr()``, in an exception (message, attributes, chained exceptions, or the
+    locals of the frames in its traceback) or in a log record. Error messages
+    name the endpoint and the status only: Para's error bodies are never echoed,
+    since they could repeat what was sent.
+
+    Args:
+        secret_api_key: Your *secret* API key (not the public key the client SDK
+            uses). It is sent in the ``x-external-api-key`` header.
+        environment: ``"prod"``, ``"beta"``, ``"sandbox"`` or an ``Environment``.
+            Default ``None``: read it from the key's prefix (``beta_…``). It is
+            required when the key has no such prefix, and an explicit value that
+            contradicts the prefix is refused, because a key is valid in its own
+            environment only.
+        base_url: Call this base URL instead of the environment's API host (a
+            proxy, a local fake of Para); ``sessions/verify`` and
+            ``wallets/verify`` are appended to it. Must be ``https://``, or
+            ``http://`` on a loopback host. Default ``None``: the environment's
+            host. When set, the environment may stay unknown.
+        session: An ``aiohttp.ClientSession`` to borrow, used from its own event
+            loop only (from another loop a call raises ``ConfigurationError``).
+            It is never closed here, and its default headers and cookies are sent
+            to Para too. Default ``None``: one session per event loop is created
+            on that loop's first call, with no cookie jar.
+        timeout: Seconds allowed for one attempt, from connecting to reading the
+            whole answer. Default 10: these are small calls that should take well
+            under a second, so 10 s only fires when something is wrong, and it
+            bounds how long a caller's own request can hang.
+        retries: Extra attempts after a 502, 503 or 504 answer or a failed or
+            dropped connection. Default 2: enough to ride out a rolling deploy,
+            few enough to keep the caller waiting seconds, not minutes. ``0``
+            disables retries.
+        backoff: Seconds slept before the first retry, doubled before each next
+            one. Default 0.5 (then 1.0): gateway errors mostly clear within a
+            second or two. ``0`` retries at once.
+        max_response_size: The most bytes of a 200 answer that are read; a larger
+            answer is an error, and reading stops there. Default 64 KiB: the
+            documented answers are under 200 bytes, so this leaves room for new
+            fields while bounding the memory one call can take.
+
+    Raises:
+        ConfigurationError: if any setting is invalid; the message says how to
+            fix it and never contains the key.
     """
 
     __slots__ = (
+        "_api_key",
         "_backoff",
         "_base_url",
         "_client_timeout",
-        "_closed",
         "_environment",
-        "_headers",
         "_max_response_size",
-        "_owns_session",
         "_retries",
-        "_session",
+        "_sessions",
         "_sessions_endpoint",
         "_timeout",
         "_wallets_endpoint",
@@ -154,57 +223,20 @@ class ParaAPI:
         backoff: float = 0.5,
         max_response_size: int = 64 * 1024,
     ) -> None:
-        """Check the settings; no connection is made until the first call.
-
-        Args:
-            secret_api_key: Your *secret* API key (not the public key the client
-                SDK uses). It is sent in the ``x-external-api-key`` header.
-            environment: ``"prod"``, ``"beta"``, ``"sandbox"`` or an ``Environment``.
-                Default ``None``: read it from the key's prefix (``beta_…``). It is
-                required when the key has no such prefix, and an explicit value
-                that contradicts the prefix is refused, because a key is valid in
-                its own environment only.
-            base_url: Call this base URL instead of the environment's API host
-                (a proxy, a local fake of Para); ``sessions/verify`` and
-                ``wallets/verify`` are appended to it. Must be ``https://``, or
-                ``http://`` on a loopback host. Default ``None``: the
-                environment's host. When set, the environment may stay unknown.
-            session: An ``aiohttp.ClientSession`` to borrow (it is never closed
-                here; its default headers and cookies are sent to Para too).
-                Default ``None``: one is created on the first call, with no
-                cookie jar, and closed by ``close()``.
-            timeout: Seconds allowed for one attempt, from connecting to reading
-                the whole answer. Default 10: these are small calls that should
-                take well under a second, so 10 s only fires when something is
-                wrong, and it bounds how long a caller's own request can hang.
-            retries: Extra attempts after a 502, 503 or 504 answer or a failed or
-                dropped connection. Default 2: enough to ride out a rolling
-                deploy, few enough to keep the caller waiting seconds, not
-                minutes. ``0`` disables retries.
-            backoff: Seconds slept before the first retry, doubled before each
-                next one. Default 0.5 (then 1.0): gateway errors mostly clear
-                within a second or two. ``0`` retries at once.
-            max_response_size: The most bytes of a 200 answer that are read; a
-                larger answer is an error. Default 64 KiB: the documented answers
-                are under 200 bytes, so this leaves room for new fields while
-                bounding the memory one call can take.
-
-        Raises:
-            ConfigurationError: if any setting is invalid; the message says how
-                to fix it and never contains the key.
-        """
-        _check_secret_api_key(secret_api_key)
-        self._environment, self._base_url = _resolve_target(
-            secret_api_key, environment, base_url
-        )
+        # Out of this frame's locals, which error reporters record with the
+        # traceback of a ConfigurationError raised below.
+        api_key = Secret[object](secret_api_key)
+        del secret_api_key
+        self._api_key = check_secret_api_key(api_key)
+        self._environment, self._base_url = resolve_target(self._api_key, environment, base_url)
         self._timeout = check_seconds("timeout", timeout, allow_zero=False)
         self._retries = check_int("retries", retries, minimum=0)
         self._backoff = check_seconds("backoff", backoff, allow_zero=True)
         self._max_response_size = check_int("max_response_size", max_response_size, minimum=1)
-
-        self._headers = MappingProxyType(
-            {"content-type": "application/json", "x-external-api-key": secret_api_key}
-        )
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise ConfigurationError(
+                f"ParaAPI: session must be an aiohttp.ClientSession, not {type(session).__name__}"
+            )
         self._client_timeout = aiohttp.ClientTimeout(total=self._timeout)
         self._sessions_endpoint = _Endpoint(
             self._base_url + "sessions/verify",
@@ -219,9 +251,7 @@ class ParaAPI:
             self._base_url + "wallets/verify",
             {404: (WalletNotFoundError, "the address is not a Para wallet of your users")},
         )
-        self._session = session
-        self._owns_session = session is None
-        self._closed = False
+        self._sessions = LoopSessions("ParaAPI", session)
 
     @property
     def environment(self) -> Environment | None:
@@ -235,8 +265,11 @@ class ParaAPI:
         return self._base_url
 
     def __repr__(self) -> str:
-        environment = None if self._environment is None else self._environment.name
-        return f"<ParaAPI base_url={self._base_url!r} environment={environment!r}>"
+        # getattr: error reporters call repr() on the `self` of a constructor that
+        # raised, before every attribute is set.
+        environment = getattr(self, "_environment", None)
+        name = None if environment is None else environment.name
+        return f"<ParaAPI base_url={getattr(self, '_base_url', None)!r} environment={name!r}>"
 
     async def __aenter__(self) -> Self:
         return self
@@ -250,31 +283,69 @@ class ParaAPI:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session this object created; a borrowed one is left open.
+        """Close the sessions this object created, on every loop; a borrowed one is
+        left open.
 
-        Calling it again does nothing; calls made after it raise ``RuntimeError``.
+        Calling it again does nothing; calls made after it raise
+        ``ParaUnavailableError``.
         """
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        await self._sessions.close()
 
     async def verify_session(self, verification_token: str) -> SessionInfo:
         """Ask Para whether the session behind ``verification_token`` is active.
 
-        ``verification_token`` is what ``para.getVerificationToken()`` returns on
-        the client, *not* the JWT from ``para.issueJwt()``: verify JWTs locally.
+        Args:
+            verification_token: What ``para.getVerificationToken()`` returns on the
+                client, *not* the JWT from ``para.issueJwt()`` (verify JWTs
+                locally). Sent exactly as given.
+
+        Returns:
+            Who signed in, and how.
 
         Raises:
             InvalidVerificationTokenError: before any request, if the value cannot
-                be a verification token (empty, too long, or shaped like a JWT).
+                be a verification token: not a string, empty, too long, anything
+                that is or wraps a JWS/JWT (dot-separated segments), whitespace,
+                quotes, control or invisible characters, a ``Bearer`` prefix.
             SessionExpiredError: Para answered 403.
             ParaAuthenticationError, ParaUnavailableError, ParaAPIError: see the
                 class docstring.
         """
-        _check_verification_token(verification_token)
+        try:
+            return await self._verify_session(verification_token)
+        except ParaJWTError as exc:
+            error = exc
+        raise _without_internals(error)
+
+    async def verify_wallet(self, address: str) -> str:
+        """Return Para's wallet ID for ``address`` if it is one of your users' wallets.
+
+        Args:
+            address: Sent exactly as given. Para does not document how it compares
+                addresses (EVM checksum case, for example), so no normalisation is
+                guessed here: pass the address in the form Para gave it to you,
+                for instance from the JWT's ``data.wallets``.
+
+        Returns:
+            Para's wallet ID.
+
+        Raises:
+            InvalidAddressError: before any request, if ``address`` is not a
+                string, is empty, or is longer than any chain's address.
+            WalletNotFoundError: Para answered 404.
+            ParaAuthenticationError, ParaUnavailableError, ParaAPIError: see the
+                class docstring.
+        """
+        try:
+            return await self._verify_wallet(address)
+        except ParaJWTError as exc:
+            error = exc
+        raise _without_internals(error)
+
+    async def _verify_session(self, verification_token: str) -> SessionInfo:
+        check_verification_token(verification_token)
         endpoint = self._sessions_endpoint
-        body = await self._post(endpoint, {"verificationToken": verification_token})
+        body = await self._post(endpoint, _json_body("verificationToken", verification_token))
         auth_type = body.get("authType")
         identifier = body.get("identifier")
         oauth_method = body.get("oAuthMethod")
@@ -292,29 +363,10 @@ class ParaAPI:
             raw=MappingProxyType(body),
         )
 
-    async def verify_wallet(self, address: str) -> str:
-        """Return Para's wallet ID for ``address`` if it is one of your users' wallets.
-
-        ``address`` is sent exactly as given. Para does not document how it
-        compares addresses (EVM checksum case, for example), so no normalisation
-        is guessed here: pass the address in the form Para gave it to you, for
-        instance from the JWT's ``data.wallets``.
-
-        Raises:
-            InvalidAddressError: before any request, if ``address`` is not a
-                string, is empty, or is longer than any chain's address.
-            WalletNotFoundError: Para answered 404.
-            ParaAuthenticationError, ParaUnavailableError, ParaAPIError: see the
-                class docstring.
-        """
-        if not isinstance(address, str):
-            raise InvalidAddressError(f"address must be a string, not {type(address).__name__}")
-        if not address or len(address) > _MAX_ADDRESS_LENGTH:
-            raise InvalidAddressError(
-                f"address must be a non-empty string of at most {_MAX_ADDRESS_LENGTH} characters"
-            )
+    async def _verify_wallet(self, address: str) -> str:
+        check_address(address)
         endpoint = self._wallets_endpoint
-        body = await self._post(endpoint, {"address": address})
+        body = await self._post(endpoint, _json_body("address", address))
         wallet_id = body.get("walletId")
         if type(wallet_id) is not str or not wallet_id:
             raise _bad_body(endpoint, "that lacks a non-empty string 'walletId'")
@@ -322,104 +374,140 @@ class ParaAPI:
 
     # --- transport ------------------------------------------------------------------
 
-    def _client_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("this ParaAPI has been closed")
-        if self._session is None:
-            # Created here, inside the running event loop, not in __init__. No
-            # cookie jar: each call stands alone, and nothing Para sets should ride
-            # along with later calls.
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        return self._session
+    async def _post(self, endpoint: _Endpoint, data: Secret[bytes]) -> dict[str, Any]:
+        """POST ``data`` with retries; return the 200 answer's JSON object or raise.
 
-    async def _post(self, endpoint: _Endpoint, payload: Mapping[str, str]) -> dict[str, Any]:
-        """POST ``payload`` with retries; return the 200 answer's JSON object or raise."""
-        session = self._client_session()
-        data = json.dumps(payload).encode()
+        Every way a call can fail ends here, as one ``_Answer``: logged once per
+        attempt, retried when it may help, then mapped to one exception.
+        """
+        session = await self._sessions.get()
+        if session is None:
+            raise ParaUnavailableError("this ParaAPI has been closed")
         attempts = self._retries + 1
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in range(1, attempts + 1):
             if attempt > 1:
                 await _sleep(self._backoff * 2 ** (attempt - 2))
             started = time.perf_counter()
-            try:
-                status, body = await self._attempt(session, endpoint, data)
-            except TimeoutError as exc:
-                # Not retried: the caller has already waited a full `timeout`, Para
-                # may still be working on the request, and sending it again adds
-                # load to a service that is already slow.
-                _log(endpoint, "timed out", started, attempt, attempts)
-                raise ParaUnavailableError(
-                    f"{endpoint} did not answer within {self._timeout:g} s"
-                ) from exc
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                # Refused, reset or dropped (before or during the answer): the next
-                # attempt opens a new connection, which usually reaches a healthy
-                # instance. ClientPayloadError is a connection dropped mid-body.
-                _log(endpoint, type(exc).__name__, started, attempt, attempts)
-                if attempt < attempts:
-                    continue
-                raise ParaUnavailableError(
-                    f"{endpoint} could not be reached ({type(exc).__name__}); "
-                    f"tried {attempts} time(s)"
-                ) from exc
-            except ParaAPIError as exc:
-                # An answer _attempt could not take in (not HTTP, or over the size
-                # cap): retrying would get the same.
-                outcome = "unusable answer" if exc.status is None else f"HTTP {exc.status}"
-                _log(endpoint, outcome, started, attempt, attempts)
-                raise
-            _log(endpoint, f"HTTP {status}", started, attempt, attempts)
-            if status in _RETRYABLE_STATUSES and attempt < attempts:
-                continue
-            if body is None:
-                raise _status_error(endpoint, status, attempts)
-            return _json_object(endpoint, body)
+            answer = await self._attempt(session, endpoint, data)
+            _log(endpoint, answer.outcome, started, attempt, attempts)
+            if not (answer.retryable and attempt < attempts):
+                break
+        if answer.failure is not None:
+            raise self._failure_error(endpoint, answer, attempts)
+        if answer.body is None:
+            assert answer.status is not None  # an answer without failure has a status
+            raise _status_error(endpoint, answer.status, attempts)
+        return _json_object(endpoint, answer.body)
+
+    def _failure_error(self, endpoint: _Endpoint, answer: _Answer, attempts: int) -> ParaAPIError:
+        if answer.kind == "too-large":
+            return _bad_body(endpoint, f"over {self._max_response_size} bytes")
+        if answer.kind == "timeout":
+            return ParaUnavailableError(f"{endpoint} did not answer within {self._timeout:g} s")
+        if answer.kind == "connection":
+            return ParaUnavailableError(
+                f"{endpoint} could not be reached ({answer.failure}); tried {attempts} time(s)"
+            )
+        if answer.kind == "not-http":
+            return ParaUnavailableError(f"{endpoint} sent an answer that is not valid HTTP")
+        return ParaUnavailableError(f"{endpoint} failed: {answer.failure}")
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, endpoint: _Endpoint, data: bytes
-    ) -> tuple[int, bytes | None]:
-        """One request: the status, and the body when the status is 200."""
-        try:
-            async with session.post(
-                endpoint.url,
-                data=data,
-                headers=self._headers,
-                timeout=self._client_timeout,
-                # A redirect would carry the secret key header to another URL
-                # (aiohttp strips only Authorization across hosts).
-                allow_redirects=False,
-                # Overrides a borrowed session's setting: the statuses are mapped
-                # below, and aiohttp's ClientResponseError would hold our headers.
-                raise_for_status=False,
-            ) as response:
-                if response.status != 200:
-                    # Error bodies are never read: they are never shown, and leaving
-                    # one unread only costs the connection, not a wrong answer.
-                    return response.status, None
-                return 200, await self._read_capped(response, endpoint)
-        except aiohttp.ClientResponseError:
-            # The answer was not valid HTTP. The exception is dropped, not chained:
-            # its request_info holds our request headers, the secret key included.
-            # Raising below, outside this block, keeps it out of __context__ too.
-            pass
-        raise ParaUnavailableError(f"{endpoint} sent an answer that is not valid HTTP")
+        self, session: aiohttp.ClientSession, endpoint: _Endpoint, data: Secret[bytes]
+    ) -> _Answer:
+        """One request; never raises an ``Exception``.
 
-    async def _read_capped(self, response: aiohttp.ClientResponse, endpoint: _Endpoint) -> bytes:
-        limit = self._max_response_size
-        chunks: list[bytes] = []
-        size = 0
-        # Read at most limit + 1 bytes: one byte over is enough to know it is too big.
-        while size <= limit:
-            chunk = await response.content.read(limit + 1 - size)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-        raise ParaAPIError(
-            f"{endpoint} answered HTTP 200 with a body over {limit} bytes", status=200
-        )
+        aiohttp's exceptions are dropped here, never chained: their tracebacks hold
+        aiohttp's frames, whose locals include our request headers, the secret key
+        among them. Each ``_Answer`` is returned outside the ``except`` blocks, so
+        nothing raised later has one as its ``__context__`` either.
+        """
+        cancelled: tuple[object, ...] | None = None
+        try:
+            return await self._exchange(session, endpoint, data)
+        except TimeoutError:
+            # Not retried: the caller has already waited a full `timeout`, Para may
+            # still be working on the request, and sending it again adds load to a
+            # service that is already slow.
+            answer = _Answer(None, failure="timed out", kind="timeout")
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            # Refused, reset or dropped (before or during the answer): the next
+            # attempt opens a new connection, which usually reaches a healthy
+            # instance. ClientPayloadError is a connection dropped mid-body.
+            answer = _Answer(None, failure=type(exc).__name__, kind="connection")
+        except aiohttp.ClientResponseError:
+            answer = _Answer(None, failure="not HTTP", kind="not-http")
+        except asyncio.CancelledError as exc:
+            # Re-raised fresh below: the caught one went through aiohttp's frames.
+            cancelled = exc.args
+        except Exception as exc:
+            # A borrowed session the app closed, a bug in a dependency...: the same
+            # failure path as any other, not a raw exception out of verify_*().
+            answer = _Answer(None, failure=f"unexpected {type(exc).__name__}", kind="unexpected")
+        if cancelled is not None:
+            raise asyncio.CancelledError(*cancelled)
+        return answer
+
+    async def _exchange(
+        self, session: aiohttp.ClientSession, endpoint: _Endpoint, data: Secret[bytes]
+    ) -> _Answer:
+        async with session.post(
+            endpoint.url,
+            data=data.reveal(),
+            # Built inline, so no frame of ours holds the key in a local.
+            headers={
+                "content-type": "application/json",
+                "x-external-api-key": self._api_key.reveal(),
+            },
+            timeout=self._client_timeout,
+            # A redirect would carry the secret key header to another URL (aiohttp
+            # strips only Authorization across hosts).
+            allow_redirects=False,
+            # Overrides a borrowed session's setting: the statuses are mapped here,
+            # and aiohttp's ClientResponseError would hold our headers.
+            raise_for_status=False,
+        ) as response:
+            if response.status != 200:
+                # Error bodies are never read: they are never shown, and leaving one
+                # unread only costs the connection, not a wrong answer.
+                return _Answer(response.status)
+            body = await _read_capped(response.content, self._max_response_size)
+            if body is None:
+                return _Answer(200, failure="too large", kind="too-large")
+            return _Answer(200, body)
+
+
+async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """The body, read as it streams in; ``None`` as soon as it exceeds ``limit``.
+
+    At most ``limit + 1`` bytes are ever taken from the stream (one byte over is
+    enough to know), so memory is bounded by the cap whatever the server sends,
+    chunked or not; leaving the rest unread closes the connection.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await content.read(limit + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    return None
+
+
+def _without_internals(error: ParaJWTError) -> ParaJWTError:
+    """``error`` with no traceback and nothing chained, to be raised by a public method.
+
+    The frames it went through hold what must not reach an error reporter: the
+    request body (the verification token), Para's answer (which may echo it).
+    Raised again from the public method, its traceback starts there.
+    """
+    error.__cause__ = error.__context__ = None
+    return error.with_traceback(None)
+
+
+def _json_body(name: str, value: str) -> Secret[bytes]:
+    return Secret(json.dumps({name: value}).encode())
 
 
 # --- checks and mappings ------------------------------------------------------------
@@ -481,85 +569,5 @@ def _json_object(endpoint: _Endpoint, body: bytes) -> dict[str, Any]:
 
 def _bad_body(endpoint: _Endpoint, problem: str) -> ParaAPIError:
     return ParaAPIError(f"{endpoint} answered HTTP 200 with a body {problem}", status=200)
-
-
-def _check_verification_token(token: object) -> None:
-    if not isinstance(token, str):
-        raise InvalidVerificationTokenError(
-            f"the verification token must be a string, not {type(token).__name__}"
-        )
-    if not token.strip():
-        raise InvalidVerificationTokenError("the verification token is empty")
-    if len(token) > _MAX_VERIFICATION_TOKEN_LENGTH:
-        raise InvalidVerificationTokenError(
-            f"the verification token is longer than {_MAX_VERIFICATION_TOKEN_LENGTH} "
-            "characters, so it cannot be one"
-        )
-    if _JWT_SHAPE.fullmatch(token.strip()):
-        raise InvalidVerificationTokenError(
-            "this is a JWT, not a verification token: /sessions/verify takes the value "
-            "of para.getVerificationToken() on the client, not the JWT from "
-            "para.issueJwt(); verify JWTs locally instead of sending them to Para"
-        )
-
-
-def _check_secret_api_key(key: object) -> None:
-    # The messages never show the key, even in part.
-    if not isinstance(key, str) or not key:
-        raise ConfigurationError(
-            "secret_api_key must be a non-empty string: your secret API key from "
-            "Para's developer portal"
-        )
-    if " " in key or not (key.isascii() and key.isprintable()):
-        raise ConfigurationError(
-            "secret_api_key contains whitespace or characters other than printable "
-            "ASCII: was it copied with a space or a newline?"
-        )
-
-
-def _resolve_target(
-    secret_api_key: str, environment: Environment | str | None, base_url: str | None
-) -> tuple[Environment | None, str]:
-    """The environment (if known) and the base URL to call."""
-    try:
-        from_key: Environment | None = Environment.from_api_key(secret_api_key)
-    except ConfigurationError:
-        # No environment prefix (REST-style 'sk_…' keys, for example).
-        from_key = None
-    chosen = from_key
-    if environment is not None:
-        chosen = Environment.parse(environment)
-        if from_key is not None and from_key is not chosen:
-            raise ConfigurationError(
-                f"environment={chosen.name.lower()!r} conflicts with the secret API key, "
-                f"whose prefix says {from_key.name.lower()!r}: a key works only in its "
-                "own environment"
-            )
-    if base_url is not None:
-        return chosen, _check_base_url(base_url)
-    if chosen is None:
-        raise ConfigurationError(
-            "cannot tell the Para environment from the secret API key (its prefix is "
-            "not 'prod_', 'beta_' or 'sandbox_'): pass environment='prod', 'beta' or "
-            "'sandbox', or base_url="
-        )
-    return chosen, chosen.api_base
-
-
-def _check_base_url(url: str) -> str:
-    check_endpoint_url(url, what="base_url")
-    parts = urlsplit(url)
-    if parts.query or parts.fragment:
-        raise ConfigurationError(
-            "base_url must not have a query or a fragment: the endpoint paths are "
-            "appended to it"
-        )
-    try:
-        invalid_port = parts.port == 0
-    except ValueError:  # out of range or not a number
-        invalid_port = True
-    if invalid_port:
-        raise ConfigurationError("base_url has an invalid port")
-    return url if url.endswith("/") else url + "/"
 
 

@@ -15,26 +15,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import contextlib
-import ipaddress
-import json
 import logging
-import math
-import os
-import re
 import signal
 import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._terminal import (
+    ClosedPipeSafe,
+    Output,
+    Style,
+    claims_json,
+    dump_json,
+    duration,
+    iso,
+    keyset_json,
+    keyset_lines,
+    printable,
+    table,
+)
+from ._unverified import UNVERIFIED, MalformedToken, decode_unverified, numeric_date, time_claim
 from ._version import __version__
-from .claims import ParaClaims, Wallet
-from .environments import Environment
+from .environments import Environment, _is_loopback
 from .errors import (
     ConfigurationError,
     InvalidAudienceError,
@@ -43,13 +48,13 @@ from .errors import (
     TokenExpiredError,
     UnknownKeyError,
 )
-from .jwks import JWKSCache, JWKSHealth, KeySet, VerificationKey
+from .jwks import JWKSCache
 from .verifier import ParaVerifier
 
 if TYPE_CHECKING:
     from .testing import MockPara
 
-__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNAVAILABLE", "claims_json", "main"]
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNAVAILABLE", "main"]
 
 EXIT_OK = 0
 #: The token is invalid (verify) or malformed (inspect).
@@ -59,133 +64,11 @@ EXIT_UNAVAILABLE = 2
 
 _PROG = "para-jwt"
 
-Command = Callable[[argparse.Namespace, TextIO, TextIO], Coroutine[Any, Any, int]]
+Command = Callable[[argparse.Namespace, Output, Output], Coroutine[Any, Any, int]]
 
 
 class UsageError(Exception):
     """The command line cannot be acted on (exit 2); the message says why."""
-
-
-# --- terminal output ---------------------------------------------------------------------
-
-
-class Style:
-    """ANSI colours for one stream, only when it is a terminal and ``NO_COLOR`` is unset.
-
-    Symbols fall back to ASCII on streams that cannot encode them (a Windows pipe).
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        isatty = getattr(stream, "isatty", None)
-        self.enabled = (
-            callable(isatty)
-            and bool(isatty())
-            and not os.environ.get("NO_COLOR")  # https://no-color.org: set and non-empty
-            and os.environ.get("TERM") != "dumb"
-        )
-        self.ok, self.fail, self.arrow = "✓", "✗", "→"
-        encoding = getattr(stream, "encoding", None)  # None: a str buffer, no bytes
-        try:
-            if encoding:
-                "✓✗→".encode(encoding)
-        except (UnicodeEncodeError, LookupError):
-            self.ok, self.fail, self.arrow = "OK", "FAIL", "->"
-
-    def _paint(self, code: str, text: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.enabled else text
-
-    def bold(self, text: str) -> str:
-        return self._paint("1", text)
-
-    def dim(self, text: str) -> str:
-        return self._paint("2", text)
-
-    def red(self, text: str) -> str:
-        return self._paint("31", text)
-
-    def green(self, text: str) -> str:
-        return self._paint("32", text)
-
-    def yellow(self, text: str) -> str:
-        return self._paint("33", text)
-
-
-def printable(value: object, limit: int = 64) -> str:
-    """``value`` as one line safe for a terminal: data from tokens and key sets is
-    untrusted and could carry escape sequences."""
-    text = str(value)
-    if not text.isprintable():
-        text = ascii(text)[1:-1]
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
-    """Rows as lines with left-aligned columns (the last column is not padded)."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return [
-        indent
-        + "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]])
-        for row in rows
-    ]
-
-
-def duration(seconds: float) -> str:
-    """``"3h 2m"``, ``"29m 59s"``, ``"1h"``, ``"4s"``: the two largest units, rounded down."""
-    remaining = int(abs(seconds))
-    parts: list[tuple[int, str]] = []
-    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")):
-        count, remaining = divmod(remaining, size)
-        if count or parts:
-            parts.append((count, unit))
-    shown = parts[:2]
-    if len(shown) == 2 and shown[1][0] == 0:
-        shown.pop()
-    return " ".join(f"{count}{unit}" for count, unit in shown) or "0s"
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
-def _dump_json(value: Any, out: TextIO) -> None:
-    # ASCII-only: escapes keep any control character from a token out of the terminal.
-    json.dump(value, out, indent=2, ensure_ascii=True)
-    out.write("\n")
-
-
-# --- claims as JSON ------------------------------------------------------------------------
-
-
-def _wallet_json(wallet: Wallet) -> dict[str, Any]:
-    return {
-        "type": wallet.type,
-        "address": wallet.address,
-        "id": wallet.id,
-        "public_key": wallet.public_key,
-    }
-
-
-def claims_json(claims: ParaClaims) -> dict[str, Any]:
-    """The typed claims as a JSON-ready dict: always the same keys in the same order
-    (``None`` when absent), times in ISO 8601. The raw payload is not repeated."""
-    return {
-        "user_id": claims.user_id,
-        "auth_type": claims.auth_type,
-        "identifier": claims.identifier,
-        "email": claims.email,
-        "phone": claims.phone,
-        "oauth_method": claims.oauth_method,
-        "telegram_user_id": claims.telegram_user_id,
-        "farcaster_username": claims.farcaster_username,
-        "external_wallet_address": claims.external_wallet_address,
-        "wallets": [_wallet_json(w) for w in claims.wallets],
-        "connected_wallets": [_wallet_json(w) for w in claims.connected_wallets],
-        "audience": claims.audience,
-        "subject": claims.subject,
-        "key_id": claims.key_id,
-        "issued_at": None if claims.issued_at is None else claims.issued_at.isoformat(),
-        "expires_at": claims.expires_at.isoformat(),
-    }
 
 
 # --- reading and decoding tokens ---------------------------------------------------------
@@ -201,77 +84,10 @@ def _read_token(argument: str, stdin: TextIO) -> str:
     return token
 
 
-class MalformedToken(Exception):
-    """The token cannot even be decoded; the message says why (never what it holds)."""
-
-
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
-
-
-def _decode_segment(segment: str, what: str) -> bytes:
-    # Lenient about padding, unlike the verifier: inspect is for looking at tokens
-    # the verifier refuses, too.
-    if not _BASE64URL.fullmatch(segment):
-        raise MalformedToken(f"the {what} is not base64url")
-    try:
-        return base64.urlsafe_b64decode(segment.rstrip("=") + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
-        raise MalformedToken(f"the {what} is not base64url") from None
-
-
-def _decode_json_segment(segment: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(_decode_segment(segment, what).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MalformedToken(f"the {what} is not UTF-8 JSON") from None
-    if not isinstance(value, dict):
-        raise MalformedToken(f"the {what} is not a JSON object")
-    return value
-
-
-def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
-    """Header, payload and signature of a compact JWS, **without any verification**."""
-    segments = token.split(".")
-    if len(segments) == 5:
-        raise MalformedToken(
-            "this has 5 segments: an encrypted token (JWE)? Para's JWTs are signed JWS "
-            "with 3 segments"
-        )
-    if len(segments) != 3:
-        raise MalformedToken(f"a JWT has 3 dot-separated segments, this has {len(segments)}")
-    header = _decode_json_segment(segments[0], "header")
-    payload = _decode_json_segment(segments[1], "payload")
-    return header, payload, _decode_segment(segments[2], "signature")
-
-
-def _numeric_date(value: Any) -> float | None:
-    if type(value) in (int, float) and math.isfinite(value) and 0 <= value < 253_402_300_800:
-        return float(value)
-    return None
-
-
-def _time_claim(name: str, value: Any, now: float) -> dict[str, Any]:
-    at = _numeric_date(value)
-    if at is None:
-        return {"at": None, "relative": "not a NumericDate (seconds since the epoch)"}
-    if name == "exp":
-        expired = at <= now
-        relative = f"expired {duration(now - at)} ago" if expired else f"{duration(at - now)} left"
-        return {"at": _iso(at), "expired": expired, "relative": relative}
-    relative = f"{duration(now - at)} ago" if at <= now else f"in {duration(at - now)}"
-    return {"at": _iso(at), "relative": relative}
-
-
-_UNVERIFIED = (
-    "NOT VERIFIED: decoded only. Signature, key, audience and expiry were not checked; "
-    "anyone can write a token that decodes like this. Use 'para-jwt verify' to trust it."
-)
-
-
 # --- subcommands -------------------------------------------------------------------------
 
 
-async def _inspect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def _inspect(args: argparse.Namespace, out: Output, err: Output) -> int:
     token = _read_token(args.token, sys.stdin)
     try:
         header, payload, signature = decode_unverified(token)
@@ -280,16 +96,16 @@ async def _inspect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_INVALID
     now = time.time()
     times = {
-        name: _time_claim(name, payload[name], now)
+        name: time_claim(name, payload[name], now)
         for name in ("iat", "nbf", "exp")
         if name in payload
     }
     style = Style(err)
-    err.write(style.bold(style.yellow(_UNVERIFIED)) + "\n")
-    _dump_json(
+    err.write(style.bold(style.yellow(UNVERIFIED)) + "\n")
+    dump_json(
         {
             "verified": False,
-            "warning": _UNVERIFIED,
+            "warning": UNVERIFIED,
             "header": header,
             "payload": payload,
             "times": times,
@@ -300,7 +116,7 @@ async def _inspect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-async def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def _verify(args: argparse.Namespace, out: Output, err: Output) -> int:
     token = _read_token(args.token, sys.stdin)
     verifier = ParaVerifier(
         args.api_key_id,
@@ -316,7 +132,7 @@ async def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except InvalidTokenError as error:
             _error(err, f"invalid token ({error.reason}): {error}{_hint(error, token, args)}")
             return EXIT_INVALID
-    _dump_json(claims_json(claims), out)
+    dump_json(claims_json(claims), out)
     style = Style(err)
     left = claims.expires_at.timestamp() - time.time()
     err.write(style.green(f"{style.ok} valid") + f": expires in {duration(left)}\n")
@@ -330,9 +146,9 @@ def _hint(error: InvalidTokenError, token: str, args: argparse.Namespace) -> str
     except MalformedToken:
         return ""
     if isinstance(error, TokenExpiredError):
-        exp = _numeric_date(payload.get("exp"))
+        exp = numeric_date(payload.get("exp"))
         if exp is not None:
-            return f" ({_iso(exp)}, {duration(time.time() - exp)} ago)"
+            return f" ({iso(exp)}, {duration(time.time() - exp)} ago)"
     if isinstance(error, InvalidAudienceError):
         aud = payload.get("aud")
         if isinstance(aud, str):
@@ -342,88 +158,22 @@ def _hint(error: InvalidTokenError, token: str, args: argparse.Namespace) -> str
     return ""
 
 
-async def _jwks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def _jwks(args: argparse.Namespace, out: Output, err: Output) -> int:
     url = Environment.parse(args.env).jwks_url if args.env else args.jwks_url
     async with JWKSCache(url, refresh_ahead=False) as cache:
         keyset = await cache.refresh()
         health = cache.health()
     if args.json:
-        _dump_json(_keyset_json(keyset, health), out)
+        dump_json(keyset_json(keyset, health), out)
     else:
-        out.write("\n".join(_keyset_lines(keyset, health, Style(out))) + "\n")
+        out.write("\n".join(keyset_lines(keyset, health, Style(out))) + "\n")
     if not keyset.keys:
         _error(err, "the key set holds no usable key: every token would be refused")
         return EXIT_UNAVAILABLE
     return EXIT_OK
 
 
-def _rsa_bits(key: VerificationKey) -> int | None:
-    if key.kty != "RSA":
-        return None
-    modulus: str = key.jwk["n"]  # checked when the set was imported
-    return int.from_bytes(
-        base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
-    ).bit_length()
-
-
-def _key_size(key: VerificationKey) -> str:
-    return key.curve or f"{_rsa_bits(key)} bits"
-
-
-def _keyset_json(keyset: KeySet, health: JWKSHealth) -> dict[str, Any]:
-    return {
-        "url": health.url,
-        "fetched_at": None if health.fetched_at is None else health.fetched_at.isoformat(),
-        "expires_at": None if health.expires_at is None else health.expires_at.isoformat(),
-        "keys": [
-            {
-                "kid": key.kid,
-                "kty": key.kty,
-                # As published; "algorithms" are those it may verify either way.
-                "alg": key.jwk.get("alg"),
-                "algorithms": sorted(key.algorithms),
-                "bits": _rsa_bits(key),
-                "curve": key.curve,
-            }
-            for key in keyset.keys.values()
-        ],
-        "skipped": [{"kid": skip.kid, "reason": skip.reason} for skip in keyset.skipped],
-    }
-
-
-def _keyset_lines(keyset: KeySet, health: JWKSHealth, style: Style) -> list[str]:
-    fetched = "?"
-    if health.expires_at is not None and health.fetched_at is not None:
-        lifetime = (health.expires_at - health.fetched_at).total_seconds()
-        fetched = (
-            f"{health.fetched_at.isoformat(timespec='seconds')}, "
-            f"fresh for {duration(lifetime)} (from its caching headers, within para_jwt's bounds)"
-        )
-    lines = [
-        f"{style.bold('Key set')}  {health.url}",
-        f"{style.bold('Fetched')}  {fetched}",
-        "",
-        style.bold(f"{len(keyset.keys)} usable key{'' if len(keyset.keys) == 1 else 's'}"),
-    ]
-    if keyset.keys:
-        rows = [["KID", "KTY", "ALG", "SIZE"]]
-        rows += [
-            [key.kid, key.kty, ",".join(sorted(key.algorithms)), _key_size(key)]
-            for key in keyset.keys.values()
-        ]
-        lines += table(rows)
-    if keyset.skipped:
-        lines += ["", style.yellow(style.bold(f"{len(keyset.skipped)} skipped"))]
-        rows = [["KID", "WHY"]]
-        rows += [
-            [printable(skip.kid) if skip.kid is not None else "(no kid)", skip.reason]
-            for skip in keyset.skipped
-        ]
-        lines += table(rows)
-    return lines
-
-
-async def _mock_server(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def _mock_server(args: argparse.Namespace, out: Output, err: Output) -> int:
     # Imported here: the testing kit is for tests and this subcommand only.
     from .testing import MockPara
 
@@ -460,7 +210,7 @@ async def _mock_server(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 def _mock_banner(mock: MockPara, token: str, verification_token: str, style: Style) -> list[str]:
     _, payload, _ = decode_unverified(token)
-    expires = _iso(payload["exp"])
+    expires = iso(payload["exp"])
     rows = [
         ["JWKS URL", mock.jwks_url],
         ["sessions/verify", mock.base_url + "sessions/verify"],
@@ -490,13 +240,6 @@ def _mock_banner(mock: MockPara, token: str, verification_token: str, style: Sty
     ]
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @contextlib.contextmanager
 def _stop_signals() -> Iterator[asyncio.Event]:
     """An event set by SIGINT or SIGTERM.
@@ -518,7 +261,7 @@ def _stop_signals() -> Iterator[asyncio.Event]:
             loop.remove_signal_handler(sig)
 
 
-async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def _demo(args: argparse.Namespace, out: Output, err: Output) -> int:
     from ._demo import run_demo
 
     return await run_demo(out)
@@ -558,6 +301,11 @@ def _add_key_source(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The whole command line, declared in one place.
+
+    Longer than 60 lines on purpose: it reads top to bottom like ``--help``, one
+    block per subcommand, and splitting it would only scatter the declarations.
+    """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v",
@@ -671,7 +419,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(err: TextIO, message: str) -> None:
+def _error(err: Output, message: str) -> None:
     style = Style(err)
     err.write(f"{_PROG}: {style.red('error')}: {message}\n")
 
@@ -683,14 +431,28 @@ def _exit_code(code: object) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``para-jwt`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    """Run ``para-jwt`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    A reader that goes away early (``para-jwt verify ... | head -1``) does not
+    change the exit code and prints no ``BrokenPipeError``: see ``ClosedPipeSafe``.
+    """
+    out, err = ClosedPipeSafe(sys.stdout), ClosedPipeSafe(sys.stderr)
+    try:
+        return _run(argv, out, err)
+    finally:
+        # What is still buffered (argparse's --help writes to sys.stdout itself)
+        # is flushed here, where a closed pipe is handled, not at interpreter exit.
+        out.flush()
+        err.flush()
+
+
+def _run(argv: Sequence[str] | None, out: Output, err: Output) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version and usage errors
         return _exit_code(exit_.code)
     command: Command = args.command
-    out, err = sys.stdout, sys.stderr
     try:
         with _library_logs(err, verbose=args.verbose):
             return asyncio.run(command(args, out, err))
@@ -706,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _library_logs(err: TextIO, *, verbose: bool) -> Iterator[None]:
+def _library_logs(err: Output, *, verbose: bool) -> Iterator[None]:
     """para_jwt's log records on ``err`` with ``--verbose``, else none at all: what
     they warn about (a skipped key, a failed fetch) the command reports itself."""
     logger = logging.getLogger("para_jwt")

@@ -18,7 +18,13 @@ from aiohttp import web
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpClient
 
-from para_jwt import ConfigurationError, JWKSUnavailableError, ParaAPI, ParaVerifier
+from para_jwt import (
+    ConfigurationError,
+    JWKSUnavailableError,
+    ParaAPI,
+    ParaUnavailableError,
+    ParaVerifier,
+)
 from para_jwt.aiohttp import (
     API_CLIENT_KEY,
     CLAIMS_KEY,
@@ -779,7 +785,7 @@ async def test_shutdown_closes_what_setup_built(
 
     with pytest.raises(JWKSUnavailableError, match="closed"):
         await verifier.refresh()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ParaUnavailableError, match="closed"):
         await api.verify_session(para.issue_verification_token())
 
 

@@ -8,12 +8,18 @@ ParaAPI maps the answer.
 from __future__ import annotations
 
 import asyncio
+import base64
+import gc
 import json
 import logging
 import socket
+import threading
 import traceback
+import tracemalloc
+import uuid
+import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +37,14 @@ from para_jwt import (
     ParaAPI,
     ParaAPIError,
     ParaAuthenticationError,
+    ParaJWTError,
     ParaUnavailableError,
     SessionExpiredError,
     SessionInfo,
     WalletNotFoundError,
 )
 from para_jwt.claims import AuthType, OAuthMethod
+from para_jwt.testing import MockPara
 
 SECRET_KEY = "beta_SECRETKEY5f0c8e1d2a3b4c5d6e7f8091"
 TOKEN = "vtok-TOKENVALUE-7c1e9a3b5d2f4e6a8b0c"
@@ -397,7 +405,9 @@ async def test_dropped_connections_exhaust_the_retries(para: FakePara, api: Para
     with pytest.raises(ParaUnavailableError, match="could not be reached") as info:
         await api.verify_session(TOKEN)
     assert info.value.status is None
-    assert isinstance(info.value.__cause__, aiohttp.ServerDisconnectedError)
+    assert "ServerDisconnectedError" in str(info.value)
+    # aiohttp's exception holds our request headers: it is named, never chained.
+    assert (info.value.__cause__, info.value.__context__) == (None, None)
     assert len(para.requests) == 3
 
 
@@ -408,7 +418,8 @@ async def test_refused_connection_is_retried_then_unavailable() -> None:
     async with ParaAPI(SECRET_KEY, base_url=f"http://127.0.0.1:{port}", backoff=0) as client:
         with pytest.raises(ParaUnavailableError, match=r"not be reached.*tried 3 time") as info:
             await client.verify_wallet(ADDRESS)
-    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+    assert "ClientConnectorError" in str(info.value)
+    assert (info.value.__cause__, info.value.__context__) == (None, None)
 
 
 async def test_timeout_is_unavailable_without_retry(para: FakePara) -> None:
@@ -591,6 +602,11 @@ def test_invalid_numbers_are_refused(option: str, value: Any, message: str) -> N
         ParaAPI(SECRET_KEY, **{option: value})
 
 
+def test_a_session_that_is_not_an_aiohttp_session_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"ParaAPI: session must be an aiohttp"):
+        ParaAPI(SECRET_KEY, session="http://proxy")  # type: ignore[arg-type]
+
+
 def test_zero_retries_and_zero_backoff_are_allowed() -> None:
     ParaAPI(SECRET_KEY, retries=0, backoff=0)
 
@@ -622,17 +638,16 @@ async def test_borrowed_session_raise_for_status_does_not_apply(para: FakePara) 
 async def test_owned_session_is_created_lazily_and_closed(para: FakePara) -> None:
     para.script(Reply(payload=WALLET_OK))
     client = ParaAPI(SECRET_KEY, base_url=para.base_url)
-    assert client._session is None
+    assert client._sessions._owned == {}
     await client.verify_wallet(ADDRESS)
-    owned = client._session
-    assert owned is not None
+    [owned] = [entry.session for entry in client._sessions._owned.values()]
     assert not owned.closed
 
     await client.close()
 
     assert owned.closed
     await client.close()  # a second close does nothing
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ParaUnavailableError, match="closed"):
         await client.verify_wallet(ADDRESS)
     assert len(para.requests) == 1
 
@@ -712,3 +727,445 @@ async def test_debug_log_names_endpoint_status_duration_and_attempt(
     assert messages[2].endswith("(attempt 3 of 3)")
     assert TOKEN not in caplog.text
     assert SECRET_KEY not in caplog.text
+
+
+# --- nothing secret in tracebacks, even with their frames' locals ---------------------
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _holds(value: object, secret: str, depth: int = 0) -> bool:
+    """Whether ``value`` is or contains ``secret``: strings, bytes and containers,
+    walked recursively (mappings' keys and values, headers' multidicts included)."""
+    if depth > 12:
+        return False
+    if isinstance(value, str):
+        return secret in value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return secret.encode() in bytes(value)
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        try:
+            items = list(value.items())  # type: ignore[union-attr]
+        except Exception:
+            return False
+        return any(_holds(k, secret, depth + 1) or _holds(v, secret, depth + 1) for k, v in items)
+    if isinstance(value, list | tuple | set | frozenset | deque):
+        return any(_holds(item, secret, depth + 1) for item in value)
+    return False
+
+
+def frames_holding(error: BaseException, secret: str) -> list[str]:
+    """Every place an error reporter could find ``secret`` in ``error``: its text,
+    args and attributes, the same for each chained exception, every local of every
+    frame of their tracebacks (and its repr), and the formatted report with locals."""
+    found = []
+    for exc in _chain(error):
+        if _holds([str(exc), repr(exc), exc.args, list(vars(exc).values())], secret):
+            found.append(f"{type(exc).__name__} itself")
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            for name, value in frame.f_locals.items():
+                if _holds(value, secret) or secret in repr(value):
+                    found.append(f"{frame.f_code.co_name}: {name}")
+            tb = tb.tb_next
+    report = "".join(
+        traceback.TracebackException.from_exception(error, capture_locals=True).format()
+    )
+    if secret in report:
+        found.append("the report with locals")
+    return found
+
+
+async def assert_no_key_anywhere(call: Awaitable[object]) -> BaseException:
+    """Await ``call``, which must fail, and look for the key (a global: no frame of
+    this test holds it) wherever an error reporter could."""
+    with pytest.raises(ParaJWTError) as info:
+        await call
+    assert frames_holding(info.value, SECRET_KEY) == []
+    return info.value
+
+
+def test_the_walk_finds_a_key_in_a_chained_aiohttp_error() -> None:
+    # What para_jwt raised before: the check below must be able to see it.
+    async def aiohttp_like(headers: dict[str, str]) -> None:
+        raise aiohttp.ServerDisconnectedError()
+
+    async def old_style() -> None:
+        try:
+            await aiohttp_like({"x-external-api-key": SECRET_KEY})
+        except aiohttp.ClientError as exc:
+            raise ParaUnavailableError("unavailable") from exc
+
+    with pytest.raises(ParaUnavailableError) as info:
+        asyncio.run(old_style())
+    assert "aiohttp_like: headers" in frames_holding(info.value, SECRET_KEY)
+    assert "the report with locals" in frames_holding(info.value, SECRET_KEY)
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        pytest.param([Reply(drop=True)] * 3, id="dropped"),
+        pytest.param([Reply(truncate=True, payload=SESSION_OK)] * 3, id="cut-mid-body"),
+        pytest.param([Reply(delay=5)], id="timeout"),
+        pytest.param([Reply(raw=b"HTTP/1.1 banana\r\n\r\n")], id="not-http"),
+        pytest.param([Reply(status=401)], id="401"),
+        pytest.param([Reply(status=503)] * 3, id="503"),
+        pytest.param([Reply(payload=[TOKEN, SECRET_KEY])], id="200-echo-not-object"),
+        pytest.param([Reply(payload={"authType": 1, "echo": SECRET_KEY})], id="200-echo-field"),
+        pytest.param([Reply(body=b"{" + SECRET_KEY.encode())], id="200-echo-not-json"),
+        pytest.param([Reply(body=SECRET_KEY.encode() * 500)], id="200-oversized"),
+    ],
+)
+async def test_no_frame_of_any_error_holds_the_key(para: FakePara, replies: list[Reply]) -> None:
+    para.script(*replies)
+    async with ParaAPI(
+        SECRET_KEY, base_url=para.base_url, timeout=0.3, backoff=0, max_response_size=4096
+    ) as client:
+        await assert_no_key_anywhere(client.verify_session(TOKEN))
+
+
+async def test_a_refused_connection_holds_no_key() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with ParaAPI(SECRET_KEY, base_url=f"http://127.0.0.1:{port}", backoff=0) as client:
+        error = await assert_no_key_anywhere(client.verify_wallet(ADDRESS))
+    assert "ClientConnectorError" in str(error)
+
+
+async def test_the_token_stays_in_the_callers_frame_only(para: FakePara) -> None:
+    para.script(*[Reply(drop=True)] * 3)
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url, backoff=0) as client:
+        with pytest.raises(ParaUnavailableError) as info:
+            await client.verify_session(TOKEN)
+    holders = frames_holding(info.value, TOKEN)
+    # The argument the caller passed, in the public method and the test itself;
+    # no frame of para_jwt's internals holds the request body.
+    assert set(holders) <= {
+        "verify_session: verification_token",
+        "test_the_token_stays_in_the_callers_frame_only: TOKEN",
+        "the report with locals",
+    }
+    assert all("_post" not in h and "_attempt" not in h for h in holders)
+
+
+async def test_a_caller_timeout_chains_no_aiohttp_frame(para: FakePara) -> None:
+    # asyncio.timeout turns the cancellation into TimeoutError from the
+    # CancelledError that went through the request: that one must be ours.
+    para.script(Reply(delay=2, payload=SESSION_OK))
+    async with ParaAPI(SECRET_KEY, base_url=para.base_url, backoff=0) as client:
+        with pytest.raises(TimeoutError) as info:
+            async with asyncio.timeout(0.2):
+                await client.verify_session(TOKEN)
+        # Still usable afterwards.
+        para.script(Reply(payload=SESSION_OK))
+        assert (await client.verify_session(TOKEN)).identifier == "alice@example.com"
+    assert isinstance(info.value.__cause__, asyncio.CancelledError)
+    assert frames_holding(info.value, SECRET_KEY) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"environment": "prod"},  # conflicts with the key's prefix
+        {"environment": "staging"},
+        {"base_url": "http://example.com/"},
+        {"timeout": -1},
+    ],
+)
+def test_configuration_errors_hold_no_key(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        ParaAPI(SECRET_KEY, **options)
+    assert frames_holding(info.value, SECRET_KEY) == []
+
+
+REFUSED_KEYS = ["beta_SECRET KEY1234", "beta_SECRETKEY1234\n"]
+
+
+@pytest.mark.parametrize("index", range(len(REFUSED_KEYS)))
+def test_a_refused_key_is_in_no_frame(index: int) -> None:
+    # Looked up, not bound to a local: only para_jwt's frames are under test.
+    with pytest.raises(ConfigurationError) as info:
+        ParaAPI(REFUSED_KEYS[index])
+    found = frames_holding(info.value, REFUSED_KEYS[index].strip())  # not in an assert:
+    assert found == []  # pytest's assertion rewriting would keep the key in a local
+
+
+# --- the verification-token guard: nothing JWT-like or wrapped reaches Para ------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+GOOD_HEAD, GOOD_PAYLOAD, GOOD_SIGNATURE = JWT.split(".")
+STD_JWT = ".".join(  # the +/ alphabet, with padding
+    _b64(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))) for part in JWT.split(".")
+)
+PADDED_JWT = ".".join(part + "=" * (-len(part) % 4) for part in JWT.split("."))
+WRAPPED = [
+    pytest.param(f"Bearer {JWT}", id="bearer"),
+    pytest.param(f"bearer {JWT}", id="bearer-lower"),
+    pytest.param(f"Bearer:{JWT}", id="bearer-colon"),
+    pytest.param(f"Bearer%20{JWT}", id="bearer-percent"),
+    pytest.param(f'"{JWT}"', id="double-quoted"),
+    pytest.param(f"'{JWT}'", id="single-quoted"),
+    pytest.param(PADDED_JWT, id="padded"),
+    pytest.param(STD_JWT, id="plus-slash-alphabet"),
+    pytest.param(f"{GOOD_HEAD}.{GOOD_PAYLOAD}.", id="no-signature"),
+    pytest.param(f"{GOOD_HEAD}.{GOOD_PAYLOAD}", id="header-and-payload"),
+    pytest.param(f"{GOOD_HEAD}\u200b.{GOOD_PAYLOAD}.{GOOD_SIGNATURE}", id="zero-width-space"),
+    pytest.param(f"\u2060{JWT}", id="word-joiner"),
+    pytest.param(JWT.replace(".", "%2E"), id="percent-encoded-dots"),
+    pytest.param("a.b.c", id="two-dots"),
+    pytest.param("vtok.x.y.z.w", id="jwe-shape"),
+    pytest.param(f"{JWT}.{JWT}", id="two-jwts"),
+]
+
+
+@pytest.mark.parametrize("token", WRAPPED)
+async def test_anything_that_is_or_wraps_a_jwt_is_refused_before_any_request(
+    mock_para: MockPara, token: str
+) -> None:
+    async with mock_para.api(backoff=0) as client:
+        with pytest.raises(InvalidVerificationTokenError, match=r"JWT|scheme|quotes|invisible"):
+            await client.verify_session(token)
+    assert mock_para.sessions_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("token", "says"),
+    [
+        (f"{TOKEN} ", "whitespace"),
+        (f"{TOKEN}\n", "whitespace"),
+        ("vtok\tx", "whitespace"),
+        ("vtok\u00a0x", "whitespace"),  # no-break space (Zs)
+        ("vtok\u2028x", "whitespace"),  # line separator (Zl)
+        ("vtok\x00x", "control or invisible"),
+        ("vtok\x7fx", "control or invisible"),
+        ("vtok\u200bx", "control or invisible"),  # zero-width space (Cf)
+        ("vtok\ufeffx", "control or invisible"),  # byte-order mark (Cf)
+        ("vtok\u00e9x", "other than printable ASCII"),
+        (f'"{TOKEN}"', "quotes"),
+        (f"`{TOKEN}`", "quotes"),
+        (f"Bearer:{TOKEN}", "scheme"),
+        (f"DPoP%20{TOKEN}", "scheme"),
+        (f"https://app.example/?t={TOKEN}", "scheme"),
+        ("%22vtok%22", "quotes"),  # percent-encoded quotes
+    ],
+)
+async def test_wrapped_or_odd_tokens_are_refused_before_any_request(
+    mock_para: MockPara, token: str, says: str
+) -> None:
+    async with mock_para.api(backoff=0) as client:
+        with pytest.raises(InvalidVerificationTokenError, match=says):
+            await client.verify_session(token)
+    assert mock_para.sessions_requests == 0
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        str(uuid.UUID(int=7)),  # what Para's SDK returns today (a sessionLookupId)
+        "vtok-TOKENVALUE-7c1e9a3b5d2f4e6a8b0c",
+        "abc.def",  # one dot, no JSON in either part
+        "x" * 2048,
+    ],
+)
+async def test_plausible_tokens_reach_para(mock_para: MockPara, token: str) -> None:
+    async with mock_para.api(backoff=0) as client:
+        with pytest.raises(SessionExpiredError):  # unknown to MockPara: its 403
+            await client.verify_session(token)
+    assert mock_para.sessions_requests == 1
+
+
+# --- a 200 answer is read only up to the cap, as it streams in -------------------------
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+async def test_a_huge_answer_is_read_only_to_the_cap(chunked: bool) -> None:
+    """Para (here a raw server) sends 256 MiB; ParaAPI stops after its 64 KiB cap.
+
+    Two honest bounds: what the server managed to send before the client hung up
+    (the rest of the socket buffers at most), and the Python memory the call took.
+    """
+    total = 256 * 1024 * 1024
+    block = b" " * (64 * 1024)
+    sent = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await reader.readuntil(b"\r\n\r\n")
+        length = "transfer-encoding: chunked" if chunked else f"content-length: {total}"
+        head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{length}\r\n\r\n"
+        writer.write(head.encode())
+        frame = (f"{len(block):x}\r\n".encode() + block + b"\r\n") if chunked else block
+        try:
+            while sent < total:
+                writer.write(frame)
+                await writer.drain()
+                sent += len(block)
+        except (ConnectionError, OSError):
+            pass  # the client hung up: what this test wants
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with ParaAPI(SECRET_KEY, base_url=f"http://127.0.0.1:{port}", backoff=0) as client:
+            tracemalloc.start()
+            try:
+                with pytest.raises(ParaAPIError, match="over 65536 bytes") as info:
+                    await client.verify_session(TOKEN)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        await asyncio.sleep(0.05)  # let the server see the hang-up
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert info.value.status == 200
+    assert sent < 24 * 1024 * 1024, f"the server could send {sent} bytes"
+    assert peak < 4 * 1024 * 1024, f"the call took {peak} bytes"
+
+
+# --- unexpected failures take the one failure path ---------------------------------------
+
+
+async def test_a_borrowed_session_the_app_closed_is_unavailable_not_a_raw_error(
+    para: FakePara, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="para_jwt.api")
+    borrowed = aiohttp.ClientSession()
+    await borrowed.close()  # the app shut its session down before ours
+    client = ParaAPI(SECRET_KEY, base_url=para.base_url, session=borrowed, backoff=0)
+    with pytest.raises(ParaUnavailableError, match=r"failed: unexpected RuntimeError") as info:
+        await client.verify_wallet(ADDRESS)
+    assert (info.value.__cause__, info.value.__context__) == (None, None)
+    assert frames_holding(info.value, SECRET_KEY) == []
+    [record] = [r for r in caplog.records if r.name == "para_jwt.api"]
+    assert "unexpected RuntimeError" in record.getMessage()
+    assert "attempt 1 of 3" in record.getMessage()  # not retried: it would fail alike
+    assert para.requests == []
+
+
+# --- one instance, many event loops and threads ----------------------------------------
+
+
+@pytest.fixture
+def para_thread() -> Iterator[MockPara]:
+    """MockPara on its own loop in a thread, so tests can run loops of their own."""
+    loop = asyncio.new_event_loop()
+    mock = MockPara()
+    loop.run_until_complete(mock.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield mock
+    finally:
+        asyncio.run_coroutine_threadsafe(mock.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def test_asyncio_run_per_call_works_and_leaks_nothing(para_thread: MockPara) -> None:
+    token = para_thread.issue_verification_token(identifier="ada@example.com")
+    api = para_thread.api(backoff=0)
+    sessions = []
+    for _ in range(5):
+        assert asyncio.run(api.verify_session(token)).identifier == "ada@example.com"
+        sessions += [entry.session for entry in api._sessions._owned.values()]
+    # Each loop got its own session, closed by that loop's shutdown (asyncio.run).
+    assert len({id(s) for s in sessions}) == 5
+    assert all(s.closed for s in sessions)
+    assert len(api._sessions._owned) == 1  # the closed loops were pruned
+    asyncio.run(api.close())
+    gc.collect()  # an unclosed session or socket would warn here (warnings are errors)
+    assert para_thread.sessions_requests == 5
+
+
+def test_a_loop_closed_without_shutdown_does_not_poison_later_calls(
+    para_thread: MockPara,
+) -> None:
+    token = para_thread.issue_verification_token()
+    api = para_thread.api(backoff=0)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(api.verify_session(token))
+    # The old style: closed without loop.shutdown_asyncgens(), so nothing could
+    # close its session before; the next call must still work.
+    loop.close()
+    with warnings.catch_warnings():
+        # Its pooled socket belongs to a dead loop: only the garbage collector can
+        # close it now (the documented shutdown avoids this, see above).
+        warnings.simplefilter("ignore", ResourceWarning)
+        assert asyncio.run(api.verify_session(token)).auth_type == "email"
+        del loop
+        gc.collect()
+    asyncio.run(api.close())
+    assert api._sessions._owned == {}
+
+
+def test_threads_with_their_own_loops_share_one_instance(para_thread: MockPara) -> None:
+    tokens = [para_thread.issue_verification_token(identifier=f"u{i}@x.example") for i in range(4)]
+    api = para_thread.api(backoff=0)
+    loops = [asyncio.new_event_loop() for _ in range(4)]
+    threads = [threading.Thread(target=loop.run_forever, daemon=True) for loop in loops]
+    for thread in threads:
+        thread.start()
+    try:
+        futures = [
+            asyncio.run_coroutine_threadsafe(api.verify_session(tokens[i % 4]), loops[i % 4])
+            for i in range(40)
+        ]
+        identifiers = [future.result(30).identifier for future in futures]
+        assert identifiers == [f"u{i % 4}@x.example" for i in range(40)]
+        sessions = {loop: entry.session for loop, entry in api._sessions._owned.items()}
+        assert set(sessions) == set(loops)
+        # close() from yet another loop closes each session on its own loop.
+        asyncio.run(api.close())
+        assert all(session.closed for session in sessions.values())
+        with pytest.raises(ParaUnavailableError, match="closed"):
+            asyncio.run_coroutine_threadsafe(api.verify_session(tokens[0]), loops[0]).result(10)
+    finally:
+        for loop, thread in zip(loops, threads, strict=True):
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    assert para_thread.sessions_requests == 40
+
+
+def test_a_borrowed_session_from_another_loop_is_a_configuration_error(
+    para_thread: MockPara,
+) -> None:
+    async def make_session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession()
+
+    loop = asyncio.new_event_loop()
+    borrowed = loop.run_until_complete(make_session())
+    api = para_thread.api(session=borrowed)
+    try:
+        with pytest.raises(ConfigurationError, match=r"ParaAPI: the session= you passed") as info:
+            asyncio.run(api.verify_wallet(ADDRESS))
+        assert "another event loop" in str(info.value)
+        assert para_thread.wallets_requests == 0
+        # On its own loop it works, and it stays open: it is borrowed.
+        para_thread.register_wallet(ADDRESS)
+        assert loop.run_until_complete(api.verify_wallet(ADDRESS))
+        loop.run_until_complete(api.close())
+        assert not borrowed.closed
+    finally:
+        loop.run_until_complete(borrowed.close())
+        loop.close()

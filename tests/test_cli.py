@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from para_jwt import __version__
-from para_jwt.cli import Style, duration, main
+from para_jwt._terminal import Style, duration
+from para_jwt.cli import main
 from para_jwt.testing import FakeClock, MockPara
 
 SCRIPT = Path(sys.executable).with_name("para-jwt")
@@ -241,6 +242,15 @@ def test_inspect_shows_how_long_ago_a_token_expired(
     assert re.fullmatch(r"expired 2d 23h ago", exp["relative"])
 
 
+def test_inspect_decodes_padded_segments(capsys: pytest.CaptureFixture[str]) -> None:
+    # Padding the verifier refuses, so inspect must show what is inside.
+    token = MockPara().issue_jwt("user-pad")
+    padded = ".".join(part + "=" * (-len(part) % 4) for part in token.split("."))
+    assert padded != token
+    assert main(["inspect", padded]) == 0
+    assert json.loads(capsys.readouterr().out)["payload"]["sub"] == "user-pad"
+
+
 @pytest.mark.parametrize(
     ("token", "reason"),
     [
@@ -428,6 +438,58 @@ async def test_the_installed_script_and_python_m_run_the_command(mock_para: Mock
     assert (code, out) == (1, b"")
     assert b"invalid token (invalid_audience)" in err
     assert_not_echoed(token, err.decode())
+
+
+def closed_early(*argv: str) -> tuple[int, str]:
+    """Run the script with its stdout pipe closed before it writes anything."""
+    process = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+        [str(SCRIPT), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader has gone: every write gets EPIPE
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    return process.wait(60), err
+
+
+def into_head(*argv: str) -> tuple[int, str, str]:
+    """``para-jwt ARGV | head -1``: the exit code of para-jwt, head's output, stderr."""
+    producer = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+        [str(SCRIPT), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert producer.stdout is not None and producer.stderr is not None
+    head = subprocess.run(
+        ["head", "-1"],  # noqa: S607 - from PATH, as a user's shell finds it
+        stdin=producer.stdout,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    producer.stdout.close()
+    err = producer.stderr.read().decode()
+    producer.stderr.close()
+    return producer.wait(60), head.stdout, err
+
+
+@pytest.mark.parametrize("attempt", range(3))
+async def test_a_closed_stdout_ends_quietly_with_the_real_exit_code(
+    mock_para: MockPara, attempt: int
+) -> None:
+    good = mock_para.issue_jwt("user-5")
+    foreign = MockPara(api_key_id=mock_para.api_key_id).issue_jwt()
+    cases = [
+        (["verify", good, *source(mock_para)], 0),
+        (["verify", foreign, *source(mock_para)], 1),
+        (["inspect", good], 0),
+        (["jwks", "--jwks-url", mock_para.jwks_url, "--json"], 0),
+        (["--help"], 0),
+    ]
+    for argv, expected in cases:
+        code, err = await asyncio.to_thread(closed_early, *argv)
+        assert (code, "Traceback" in err, "BrokenPipe" in err) == (expected, False, False), err
+    code, first, err = await asyncio.to_thread(into_head, "inspect", good)
+    assert (code, first, err.count("NOT VERIFIED")) == (0, "{\n", 1)
+    assert "Traceback" not in err
 
 
 # --- output helpers -----------------------------------------------------------------------

@@ -307,6 +307,33 @@ async def para_failures_5xx_and_others(world: World) -> None:
         await world.expect_error(ParaAPIError, api.verify_session(token), says="redirect")
 
 
+def report_with_locals(error: BaseException) -> str:
+    """What an error reporter recording frame locals (Sentry and the like) sends,
+    for the frames below the scenario's own (which holds the World and its secrets)."""
+    tb = error.__traceback__.tb_next if error.__traceback__ is not None else None
+    report = traceback.TracebackException(type(error), error, tb, capture_locals=True)
+    return "".join(report.format())
+
+
+@scenario
+async def api_outage_seen_by_an_error_reporter(world: World) -> None:
+    para = world.para
+    world.secret(para.secret_api_key)
+    # Not registered: the verification token is the caller's own argument, in
+    # verify_session's frame; the key is in no frame at all.
+    token = para.issue_verification_token()
+    para.drop_next(3, endpoint="sessions")
+    para.malformed_next(endpoint="sessions")
+    para.fail_next(200, endpoint="sessions", body=f'["{para.secret_api_key}"]')
+    async with world.api(retries=2) as api:
+        for _ in range(3):
+            try:
+                await api.verify_session(token)
+            except ParaAPIError as error:
+                world.show(report_with_locals(error))
+    world.expected += ["verification_token =", "could not be reached"]
+
+
 @scenario
 async def refused_before_any_request(world: World) -> None:
     para = world.para
