@@ -66,7 +66,11 @@ async def _check_session(request: web.Request, max_body_size: int) -> None:
         token = await _verification_token(request, config, max_body_size)
         request[SESSION_KEY] = await check_session(config.gate, api, token)
     except Refused as refused:
-        raise await config.reject(request, refused.rejection) from None
+        rejection = refused.rejection
+    else:
+        return
+    # Outside the except block: nothing that saw the verification token is chained.
+    raise await config.reject(request, rejection)
 
 
 @overload

@@ -327,7 +327,9 @@ async def verify_bearer(
     try:
         token = bearer_credentials(values)
     except MalformedAuthorization:
-        raise Refused(gate.malformed_header()) from None
+        token = None
+    if token is None:
+        raise Refused(gate.malformed_header())
     if isinstance(token, Absent):
         if optional:
             return None

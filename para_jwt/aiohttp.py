@@ -289,8 +289,13 @@ async def _authenticate(
             return
         requirements.enforce(config.gate, claims)
     except Refused as refused:
-        raise await config.reject(request, refused.rejection) from None
-    request[CLAIMS_KEY] = claims
+        rejection = refused.rejection
+    else:
+        request[CLAIMS_KEY] = claims
+        return
+    # Raised here, not in the except block: the Refused, whose frames hold the
+    # Authorization header, must not be chained to what the app sees.
+    raise await config.reject(request, rejection)
 
 
 _REQUIRED_OPTIONS: Final = ("auth_types", "wallet_types", "require_wallet", "token_getter")

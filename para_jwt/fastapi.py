@@ -119,10 +119,10 @@ async def refusal_handler(request: Request, exc: Exception) -> Response:
     )
 
 
-def _refuse(connection: HTTPConnection, refused: Refused) -> ParaRefusal:
+def _refuse(connection: HTTPConnection, rejection: Rejection) -> ParaRefusal:
     scope = connection.scope
-    log_rejection(logger, scope.get("method", "GET"), raw_path(scope), refused.rejection)
-    return ParaRefusal(refused.rejection)
+    log_rejection(logger, scope.get("method", "GET"), raw_path(scope), rejection)
+    return ParaRefusal(rejection)
 
 
 class _Claims(SecurityBase):
@@ -152,8 +152,12 @@ class _Claims(SecurityBase):
             if claims is not None:
                 self._requirements.enforce(self._gate, claims)
         except Refused as refused:
-            raise _refuse(connection, refused) from None
-        return claims
+            rejection = refused.rejection
+        else:
+            return claims
+        # Outside the except block: the Refused, whose frames hold the Authorization
+        # header, is not chained to the ParaRefusal an error reporter may record.
+        raise _refuse(connection, rejection)
 
 
 class _RequiredClaims(_Claims):
@@ -189,7 +193,8 @@ class _Session(SecurityBase):
             token = await self._token(request, gate)
             return await check_session(gate, api, token)
         except Refused as refused:
-            raise _refuse(request, refused) from None
+            rejection = refused.rejection
+        raise _refuse(request, rejection)  # outside the except block, as above
 
     async def _token(self, request: Request, gate: Gate) -> str | None:
         values = request.headers.getlist(VERIFICATION_TOKEN_HEADER)
