@@ -15,11 +15,15 @@ from ._http import (
     DEFAULT_MAX_BODY_SIZE,
     VERIFICATION_TOKEN_HEADER,
     Refused,
+)
+from ._http_options import (
     check_max_body_size,
+    refuse_unknown,
+)
+from ._http_session import (
     check_session,
     is_json,
     read_capped,
-    refuse_unknown,
     too_large,
     verification_token_body,
     verification_token_header,

@@ -67,16 +67,18 @@ from ._aiohttp_session import get_session, para_session_required
 from ._http import (
     Absent,
     Gate,
-    Paths,
     Refused,
     Rejection,
     RejectionError,
     Requirements,
+    verify_bearer,
+    verify_token,
+)
+from ._http_options import (
+    Paths,
     check_callable,
     check_realm,
     refuse_unknown,
-    verify_bearer,
-    verify_token,
 )
 from .api import ParaAPI
 from .claims import AuthType, ParaClaims, WalletType

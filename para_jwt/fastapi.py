@@ -52,17 +52,21 @@ from ._http import (
     Refused,
     Rejection,
     Requirements,
+    log_rejection,
+    verify_bearer,
+)
+from ._http_options import (
     check_max_body_size,
     check_realm,
+    refuse_unknown,
+)
+from ._http_session import (
     check_session,
     is_json,
-    log_rejection,
     read_capped,
-    refuse_unknown,
     too_large,
     verification_token_body,
     verification_token_header,
-    verify_bearer,
 )
 from .api import ParaAPI, SessionInfo
 from .claims import AuthType, ParaClaims, WalletType
