@@ -9,14 +9,7 @@ walks every case (the start rotated per repeat) running a batch of N calls, N
 calibrated to ~0.1 s a batch, gc disabled inside a batch; median of the
 repeats; ratios to the floors (a) and (b) measured in the same run.
 
-Floors:
-  (a) ``public_key.verify`` on the pre-split signing input (ES256: pre-DER).
-  (b) hand-written: split, strict canonical base64url through
-      ``binascii.a2b_base64(strict_mode=True)`` (``+ / =``, junk and non-zero
-      trailing bits refused), ``json.loads``, ``alg``/``kid`` check, the
-      cryptography verify (ES256: raw R||S to DER), ``exp`` finite and in the
-      future, ``aud``. No duplicate-name, depth, ``nbf``/``iat``/``sub`` or claims
-      typing: what para_jwt adds on top of (b) is what the ratio measures.
+Floors (a) and (b): see ``_floors.py``.
 
 Also measured in a child process: bytes per verified-token cache entry and the
 peak RSS of a process whose cache is full at the default size.
@@ -29,7 +22,6 @@ import asyncio
 import binascii
 import gc
 import json
-import math
 import statistics
 import subprocess
 import sys
@@ -53,11 +45,7 @@ from _common import (
     markdown_table,
     write_results,
 )
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from _floors import floor_a, floor_b
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from para_jwt import ParaVerifier
@@ -116,100 +104,6 @@ def make_tokens(mock: MockPara, count: int) -> Tokens:
 def _payload(token: str) -> dict[str, Any]:
     segment = token.split(".")[1]
     return json.loads(binascii.a2b_base64(segment.translate(str.maketrans("-_", "+/")) + "=="))
-
-
-# --- the floors ------------------------------------------------------------------------
-
-# Strict canonical base64url at C speed: the URL-safe alphabet mapped onto the
-# standard one, '+' '/' '=' mapped onto '!' (outside both), so strict mode refuses
-# them with any other junk; the last character's unused bits must be zero.
-_B64 = bytes.maketrans(b"-_+/=", b"+/!!!")
-_PAD = (b"", b"", b"==", b"=")
-_LAST = (frozenset(), frozenset(), frozenset(b"AQgw"), frozenset(b"AEIMQUYcgkosw048"))
-
-
-def b64url(segment: bytes) -> bytes:
-    leftover = len(segment) & 3
-    if leftover and segment[-1] not in _LAST[leftover]:
-        raise ValueError("not canonical base64url")
-    return binascii.a2b_base64(segment.translate(_B64) + _PAD[leftover], strict_mode=True)
-
-
-def signature_verifier(alg: str, public_key: Any) -> Callable[[bytes, bytes], None]:
-    """``verify(raw_signature, signing_input)``, raising on a bad signature."""
-    verify = public_key.verify
-    if alg == "RS256":
-        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
-        return lambda signature, signing_input: verify(signature, signing_input, pkcs1, sha256)
-    if alg == "ES256":
-        ecdsa = ECDSA(hashes.SHA256())
-
-        def es256(signature: bytes, signing_input: bytes) -> None:
-            if len(signature) != 64:
-                raise InvalidSignature
-            der = encode_dss_signature(
-                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            )
-            verify(der, signing_input, ecdsa)
-
-        return es256
-    return lambda signature, signing_input: verify(signature, signing_input)
-
-
-def floor_a(alg: str, public_key: Any) -> tuple[Callable[[Any], Any], Callable[[str], Any]]:
-    """(a): the cryptography call alone, on input split (and DER-encoded) beforehand."""
-    verify = public_key.verify
-    if alg == "RS256":
-        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
-
-        def call(item: tuple[bytes, bytes]) -> None:
-            verify(item[0], item[1], pkcs1, sha256)
-
-    elif alg == "ES256":
-        ecdsa = ECDSA(hashes.SHA256())
-
-        def call(item: tuple[bytes, bytes]) -> None:
-            verify(item[0], item[1], ecdsa)
-
-    else:
-
-        def call(item: tuple[bytes, bytes]) -> None:
-            verify(item[0], item[1])
-
-    def prepare(token: str) -> tuple[bytes, bytes]:
-        signing_input, _, signature_b64 = token.encode().rpartition(b".")
-        signature = b64url(signature_b64)
-        if alg == "ES256":
-            signature = encode_dss_signature(
-                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            )
-        return signature, signing_input
-
-    return call, prepare
-
-
-def floor_b(
-    alg: str, public_key: Any, kid: str, loads: Callable[[bytes], Any] = json.loads
-) -> Callable[[str], Any]:
-    verify = signature_verifier(alg, public_key)
-
-    def call(token: str) -> Any:
-        raw = token.encode("ascii")
-        header_b64, payload_b64, signature_b64 = raw.split(b".")
-        header = loads(b64url(header_b64))
-        if header.get("alg") != alg or header.get("kid") != kid:
-            raise ValueError("alg or kid")
-        payload = loads(b64url(payload_b64))
-        verify(b64url(signature_b64), raw[: len(header_b64) + 1 + len(payload_b64)])
-        exp = payload.get("exp")
-        if type(exp) not in (int, float) or not math.isfinite(exp) or exp <= time.time():
-            raise ValueError("exp")
-        aud = payload.get("aud")
-        if aud != AUD and not (type(aud) is list and AUD in aud):
-            raise ValueError("aud")
-        return payload
-
-    return call
 
 
 # --- the peers -------------------------------------------------------------------------
@@ -428,12 +322,12 @@ async def build_cases(
     call_a, prepare_a = floor_a(alg, public_key)
     cases.append(Case(A_ROW, alg, call_a, inputs=[prepare_a(t) for t in tokens.good]))
     case_a = cases[-1]
-    b = floor_b(alg, public_key, mock.current_kid)
+    b = floor_b(alg, public_key, mock.current_kid, AUD)
     cases.append(Case(B_ROW, alg, b, inputs=tokens.good))
     try:
         import orjson
 
-        b_orjson = floor_b(alg, public_key, mock.current_kid, orjson.loads)
+        b_orjson = floor_b(alg, public_key, mock.current_kid, AUD, loads=orjson.loads)
         cases.append(Case("(b) ... with orjson.loads", alg, b_orjson, inputs=tokens.good))
     except ImportError:
         cases.append(Case("(b) ... with orjson.loads", alg, status="not installed"))
