@@ -29,7 +29,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 # them with any other junk; the last character's unused bits must be zero.
 _B64 = bytes.maketrans(b"-_+/=", b"+/!!!")
 _PAD = (b"", b"", b"==", b"=")
-_LAST = (frozenset(), frozenset(), frozenset(b"AQgw"), frozenset(b"AEIMQUYcgkosw048"))
+_LAST: tuple[frozenset[int], ...] = (
+    frozenset(),
+    frozenset(),
+    frozenset(b"AQgw"),
+    frozenset(b"AEIMQUYcgkosw048"),
+)
 
 
 def b64url(segment: bytes) -> bytes:

@@ -186,10 +186,15 @@ async def child() -> dict[str, Any]:
     plan: list[tuple[Block, Callable[[Any], Any] | None, bool, list[Any]]] = [
         (requests.block(_CALLGRIND_DUMP_STATS_AT, "empty"), None, False, [])
     ]
-    for name, (call, is_async, inputs) in workloads.items():
+    for name, (function, is_async, make_inputs) in workloads.items():
         for phase, calls in ((f"warm-up {name}", WARMUP[name]), (name, CALLS[name])):
             plan.append(
-                (requests.block(_CALLGRIND_DUMP_STATS_AT, phase), call, is_async, inputs(calls))
+                (
+                    requests.block(_CALLGRIND_DUMP_STATS_AT, phase),
+                    function,
+                    is_async,
+                    make_inputs(calls),
+                )
             )
     start = requests.block(_CALLGRIND_START_INSTRUMENTATION)
     begin = requests.block(_CALLGRIND_DUMP_STATS_AT, "begin")
@@ -299,7 +304,7 @@ def judge(calls: dict[str, float], budget: dict[str, Any]) -> tuple[dict[str, fl
 
 
 def write_budget(ratios: dict[str, float], headroom: float, python: str) -> dict[str, Any]:
-    budget = {name: round(value * (1 + headroom), 4) for name, value in ratios.items()}
+    budget: dict[str, Any] = {name: round(v * (1 + headroom), 4) for name, v in ratios.items()}
     budget["measured"] = {name: round(value, 4) for name, value in ratios.items()}
     budget["headroom"] = headroom
     budget["python"] = python
