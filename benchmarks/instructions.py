@@ -24,7 +24,7 @@ fails (exit 1) when one of these ratios exceeds its budget in
   Python work against the floor's. This is the sensitive one;
 * ``hit_over_floor``: a cache hit against the floor.
 
-Why the counts repeat exactly:
+Why the counts repeat (see README.md for the small spread seen between runs):
 
 * interpreter start-up and imports are not counted: the child starts with
   callgrind's instrumentation off (``--instr-atstart=no``, which also makes
@@ -42,7 +42,7 @@ Why the counts repeat exactly:
   and a warm-up of every workload before its measured phase (the specialising
   interpreter and every cache are then in their steady state).
 
-Run ``--runs 2`` to see two children agree to the instruction. The counts differ
+Run ``--runs 2`` to see two children agree (it fails if they do not). The counts differ
 between Python versions, OpenSSL builds and CPUs' code paths; the ratios much
 less, which is why the budget is a ratio. README.md in this folder says how to
 re-baseline after an intentional change.
