@@ -411,7 +411,7 @@ def main() -> int:
     # Many short windows: a burst of other work on this shared machine then spoils
     # one window of one endpoint, and the per-repeat median drops it. wrk counts
     # whole seconds.
-    args.duration = 1 if args.quick else 2
+    args.duration = (1 if args.generator == "wrk" else 0.3) if args.quick else 2
     # (A quick run with wrk has none: wrk runs whole seconds.)
     args.warmup = (0 if args.generator == "wrk" else 0.1) if args.quick else 1
     args.repeats = 1 if args.quick else 9
