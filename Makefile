@@ -63,11 +63,20 @@ $(BENCH_STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
+# wrk is bench_http's load generator; without it, bench_http uses its own Python one.
 bench: $(BENCH_STAMP)
+	command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) \
+		|| echo "wrk not installed: bench_http falls back to its Python load generator"
 	$(BIN)/python benchmarks/bench_verify.py
 	$(BIN)/python benchmarks/bench_jwks.py
 	$(BIN)/python benchmarks/bench_http.py
 	$(BIN)/python benchmarks/bench_parts.py
+
+# The instruction-count gate (benchmarks/README.md); `make test` runs it as
+# tests/test_instruction_budget.py.
+.PHONY: instructions
+instructions: $(STAMP)
+	$(BIN)/python benchmarks/instructions.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,14 +9,7 @@ walks every case (the start rotated per repeat) running a batch of N calls, N
 calibrated to ~0.1 s a batch, gc disabled inside a batch; median of the
 repeats; ratios to the floors (a) and (b) measured in the same run.
 
-Floors:
-  (a) ``public_key.verify`` on the pre-split signing input (ES256: pre-DER).
-  (b) hand-written: split, strict canonical base64url through
-      ``binascii.a2b_base64(strict_mode=True)`` (``+ / =``, junk and non-zero
-      trailing bits refused), ``json.loads``, ``alg``/``kid`` check, the
-      cryptography verify (ES256: raw R||S to DER), ``exp`` finite and in the
-      future, ``aud``. No duplicate-name, depth, ``nbf``/``iat``/``sub`` or claims
-      typing: what para_jwt adds on top of (b) is what the ratio measures.
+Floors (a) and (b): see ``_floors.py``.
 
 Also measured in a child process: bytes per verified-token cache entry and the
 peak RSS of a process whose cache is full at the default size.
@@ -28,16 +21,18 @@ import argparse
 import asyncio
 import binascii
 import gc
+import inspect
 import json
-import math
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import cycle, islice
 from pathlib import Path
@@ -53,13 +48,10 @@ from _common import (
     markdown_table,
     write_results,
 )
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from _floors import floor_a, floor_b
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+import para_jwt
 from para_jwt import ParaVerifier
 from para_jwt.testing import MockPara
 
@@ -72,6 +64,13 @@ UNCACHED_ROW = "para_jwt verify, uncached (token_cache_size=0)"
 MISSES_ROW = "para_jwt verify, cache on, every lookup a miss"
 KEEPS_ROW = "para_jwt verify, uncached, the caller keeps its last results"
 HIT_ROW = "para_jwt verify, verified-token cache hit"
+#: Threads calling the sync verifier's cache while the contended row is timed.
+CONTENDERS = 3
+SYNC_HIT_ROW = "para_jwt SyncParaVerifier, cache hit"
+SYNC_UNCACHED_ROW = "para_jwt SyncParaVerifier, uncached (token_cache_size=0)"
+SYNC_CONTENDED_ROW = f"para_jwt SyncParaVerifier, cache hit, {CONTENDERS} other threads hitting"
+SYNC_ROWS = (SYNC_HIT_ROW, SYNC_UNCACHED_ROW, SYNC_CONTENDED_ROW)
+SYNC_SKIPPED = "skipped: SyncParaVerifier not available"
 MAX_CALLS = 40_000
 
 
@@ -116,100 +115,6 @@ def make_tokens(mock: MockPara, count: int) -> Tokens:
 def _payload(token: str) -> dict[str, Any]:
     segment = token.split(".")[1]
     return json.loads(binascii.a2b_base64(segment.translate(str.maketrans("-_", "+/")) + "=="))
-
-
-# --- the floors ------------------------------------------------------------------------
-
-# Strict canonical base64url at C speed: the URL-safe alphabet mapped onto the
-# standard one, '+' '/' '=' mapped onto '!' (outside both), so strict mode refuses
-# them with any other junk; the last character's unused bits must be zero.
-_B64 = bytes.maketrans(b"-_+/=", b"+/!!!")
-_PAD = (b"", b"", b"==", b"=")
-_LAST = (frozenset(), frozenset(), frozenset(b"AQgw"), frozenset(b"AEIMQUYcgkosw048"))
-
-
-def b64url(segment: bytes) -> bytes:
-    leftover = len(segment) & 3
-    if leftover and segment[-1] not in _LAST[leftover]:
-        raise ValueError("not canonical base64url")
-    return binascii.a2b_base64(segment.translate(_B64) + _PAD[leftover], strict_mode=True)
-
-
-def signature_verifier(alg: str, public_key: Any) -> Callable[[bytes, bytes], None]:
-    """``verify(raw_signature, signing_input)``, raising on a bad signature."""
-    verify = public_key.verify
-    if alg == "RS256":
-        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
-        return lambda signature, signing_input: verify(signature, signing_input, pkcs1, sha256)
-    if alg == "ES256":
-        ecdsa = ECDSA(hashes.SHA256())
-
-        def es256(signature: bytes, signing_input: bytes) -> None:
-            if len(signature) != 64:
-                raise InvalidSignature
-            der = encode_dss_signature(
-                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            )
-            verify(der, signing_input, ecdsa)
-
-        return es256
-    return lambda signature, signing_input: verify(signature, signing_input)
-
-
-def floor_a(alg: str, public_key: Any) -> tuple[Callable[[Any], Any], Callable[[str], Any]]:
-    """(a): the cryptography call alone, on input split (and DER-encoded) beforehand."""
-    verify = public_key.verify
-    if alg == "RS256":
-        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
-
-        def call(item: tuple[bytes, bytes]) -> None:
-            verify(item[0], item[1], pkcs1, sha256)
-
-    elif alg == "ES256":
-        ecdsa = ECDSA(hashes.SHA256())
-
-        def call(item: tuple[bytes, bytes]) -> None:
-            verify(item[0], item[1], ecdsa)
-
-    else:
-
-        def call(item: tuple[bytes, bytes]) -> None:
-            verify(item[0], item[1])
-
-    def prepare(token: str) -> tuple[bytes, bytes]:
-        signing_input, _, signature_b64 = token.encode().rpartition(b".")
-        signature = b64url(signature_b64)
-        if alg == "ES256":
-            signature = encode_dss_signature(
-                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            )
-        return signature, signing_input
-
-    return call, prepare
-
-
-def floor_b(
-    alg: str, public_key: Any, kid: str, loads: Callable[[bytes], Any] = json.loads
-) -> Callable[[str], Any]:
-    verify = signature_verifier(alg, public_key)
-
-    def call(token: str) -> Any:
-        raw = token.encode("ascii")
-        header_b64, payload_b64, signature_b64 = raw.split(b".")
-        header = loads(b64url(header_b64))
-        if header.get("alg") != alg or header.get("kid") != kid:
-            raise ValueError("alg or kid")
-        payload = loads(b64url(payload_b64))
-        verify(b64url(signature_b64), raw[: len(header_b64) + 1 + len(payload_b64)])
-        exp = payload.get("exp")
-        if type(exp) not in (int, float) or not math.isfinite(exp) or exp <= time.time():
-            raise ValueError("exp")
-        aud = payload.get("aud")
-        if aud != AUD and not (type(aud) is list and AUD in aud):
-            raise ValueError("aud")
-        return payload
-
-    return call
 
 
 # --- the peers -------------------------------------------------------------------------
@@ -330,6 +235,14 @@ class Case:
     #: stopped: a batch restarting at the first input would find the start of the
     #: "misses" pool still in the cache.
     feed: Iterator[Any] | None = None
+    #: Blocking calls (SyncParaVerifier) run in a worker thread, timed there: the
+    #: event loop thread must stay free to serve MockPara's key fetches.
+    in_thread: bool = False
+    #: Entered around each timed batch (other threads calling, for the contended row).
+    around: Callable[[], AbstractContextManager[Any]] = nullcontext
+    #: With the cpu timer, time the whole process: a call that hands work to another
+    #: thread (a key fetch on SyncParaVerifier's loop thread) is then charged for it.
+    process_cpu: bool = False
 
     @property
     def median(self) -> float | None:
@@ -337,7 +250,10 @@ class Case:
 
 
 async def _result(case: Case, item: Any) -> Any:
-    result = case.call(item)  # type: ignore[misc]
+    assert case.call is not None
+    if case.in_thread:
+        return await asyncio.to_thread(case.call, item)
+    result = case.call(item)
     return await result if case.is_async else result
 
 
@@ -355,7 +271,8 @@ async def sanity(case: Case, tokens: Tokens, prepare: Callable[[str], Any] | Non
         result = await _result(case, convert(token))
         if prepare is None and _user_id(result) != tokens.user_ids[token]:
             return "accepted the good token with the wrong userId"
-        if case.row == HIT_ROW and await _result(case, token) is not result:
+        hit_rows = (HIT_ROW, SYNC_HIT_ROW, SYNC_CONTENDED_ROW)
+        if case.row in hit_rows and await _result(case, token) is not result:
             return "a repeated token was not a cache hit"
     except Exception as exc:
         return f"refused the good token: {type(exc).__name__}: {exc}"
@@ -381,22 +298,82 @@ async def run_batch(case: Case, timer: Callable[[], int]) -> float:
     inputs = [x.encode().decode() if type(x) is str else x for x in islice(case.feed, case.n)]
     call = case.call
     assert call is not None
+
+    if case.process_cpu and timer is time.thread_time_ns:
+        timer = time.process_time_ns
+
+    def timed_loop() -> int:
+        start = timer()
+        for item in inputs:
+            call(item)
+        return timer() - start
+
     gc.collect()
     gc.disable()
     try:
-        if case.is_async:
-            start = timer()
-            for item in inputs:
-                await call(item)
-            elapsed = timer() - start
-        else:
-            start = timer()
-            for item in inputs:
-                call(item)
-            elapsed = timer() - start
+        with case.around():
+            if case.is_async:
+                start = timer()
+                for item in inputs:
+                    await call(item)
+                elapsed = timer() - start
+            elif case.in_thread:
+                elapsed = await asyncio.to_thread(timed_loop)
+            else:
+                elapsed = timed_loop()
     finally:
         gc.enable()
     return elapsed / len(inputs) / 1000
+
+
+@contextmanager
+def others_calling(call: Callable[[str], Any], token: str, count: int) -> Iterator[None]:
+    """``count`` threads calling ``call(token)`` in a loop until the block ends."""
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            call(token)
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+async def sync_cases(alg: str, mock: MockPara, tokens: Tokens, stack: list[Any]) -> list[Case]:
+    """The SyncParaVerifier rows, when para_jwt has it (the same key source as the async rows)."""
+    sync_class = getattr(para_jwt, "SyncParaVerifier", None)
+    if sync_class is None:
+        return [Case(row, alg, status="skipped", note="not available") for row in SYNC_ROWS]
+    options = {"jwks_url": mock.jwks_url, "algorithms": (alg,)}
+    uncached = sync_class(AUD, token_cache_size=0, **options)
+    stack.append(uncached)
+    hits = sync_class(AUD, **options)
+    stack.append(hits)
+    for verifier in (uncached, hits):
+        await asyncio.to_thread(verifier.refresh)
+    for token in tokens.good:
+        await asyncio.to_thread(hits.verify, token)
+    contended = Case(SYNC_CONTENDED_ROW, alg, hits.verify, inputs=tokens.good, in_thread=True)
+    contended.around = lambda: others_calling(hits.verify, tokens.good[-1], CONTENDERS)
+    return [
+        Case(
+            SYNC_UNCACHED_ROW,
+            alg,
+            uncached.verify,
+            inputs=tokens.good,
+            in_thread=True,
+            process_cpu=True,
+        ),
+        Case(SYNC_HIT_ROW, alg, hits.verify, inputs=tokens.good, in_thread=True, process_cpu=True),
+        contended,
+    ]
 
 
 async def calibrate(case: Case, timer: Callable[[], int], batch_seconds: float) -> None:
@@ -428,12 +405,12 @@ async def build_cases(
     call_a, prepare_a = floor_a(alg, public_key)
     cases.append(Case(A_ROW, alg, call_a, inputs=[prepare_a(t) for t in tokens.good]))
     case_a = cases[-1]
-    b = floor_b(alg, public_key, mock.current_kid)
+    b = floor_b(alg, public_key, mock.current_kid, AUD)
     cases.append(Case(B_ROW, alg, b, inputs=tokens.good))
     try:
         import orjson
 
-        b_orjson = floor_b(alg, public_key, mock.current_kid, orjson.loads)
+        b_orjson = floor_b(alg, public_key, mock.current_kid, AUD, loads=orjson.loads)
         cases.append(Case("(b) ... with orjson.loads", alg, b_orjson, inputs=tokens.good))
     except ImportError:
         cases.append(Case("(b) ... with orjson.loads", alg, status="not installed"))
@@ -465,6 +442,7 @@ async def build_cases(
 
     cases.append(Case(KEEPS_ROW, alg, keeps, True, miss_tokens))
     cases.append(Case(HIT_ROW, alg, hits.verify, True, tokens.good))
+    cases.extend(await sync_cases(alg, mock, tokens, stack))
 
     for row, make in PEERS:
         case = Case(row, alg, inputs=tokens.good)
@@ -506,7 +484,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 case.runs.append(await run_batch(case, timer))
     finally:
         for item in reversed(stack):
-            await item.close()
+            if inspect.iscoroutinefunction(item.close):
+                await item.close()
+            else:  # SyncParaVerifier's blocks
+                await asyncio.to_thread(item.close)
     memory = measure_memory(args, progress)
     progress.done("done")
     return report(cases, info, args, memory)
@@ -623,6 +604,25 @@ def report(
     summary["RS256"]["hit_speedup_over_uncached"] = (
         rs_uncached.median / rs_hit.median if rs_uncached.median and rs_hit.median else None
     )
+    sync_lines = []
+    for alg in ALGS:
+        hit, contended = by_key[(alg, SYNC_HIT_ROW)], by_key[(alg, SYNC_CONTENDED_ROW)]
+        summary[alg]["sync_hit_us"] = hit.median
+        summary[alg]["sync_uncached_over_async_uncached"] = ratio(
+            alg, SYNC_UNCACHED_ROW, UNCACHED_ROW
+        )
+        summary[alg]["sync_contended_hit_us"] = contended.median
+        if hit.status == "skipped":
+            continue
+        sync_lines.append(
+            f"- {alg} SyncParaVerifier: cache hit {fmt(hit.median)} µs (goal ≤ 1.5); uncached "
+            f"{fmt(summary[alg]['sync_uncached_over_async_uncached'])}× the async uncached "
+            f"(goal ≤ 1.10); cache hit with {CONTENDERS} other threads hitting the same "
+            f"verifier {fmt(contended.median)} µs ({args.timer} time of the timed thread; "
+            "the other two rows count the whole process's CPU time)"
+        )
+    if not sync_lines:
+        sync_lines = [f"- SyncParaVerifier rows: {SYNC_SKIPPED}"]
     notes = [
         f"- {c.alg} {c.row}: {c.status}{': ' + c.note if c.note else ''}"
         for c in cases
@@ -670,6 +670,7 @@ def report(
             f"'{KEEPS_ROW}': the same tokens, no cache, the last {args.miss_cache} "
             "results kept referenced",
             *memory_lines,
+            *sync_lines,
             *(["", "Not timed:", *notes] if notes else []),
         ]
     )
@@ -721,8 +722,11 @@ def chart(data: dict[str, Any], path: Path) -> Path | None:
         ys = range(len(rows))
         widths = [values.get(row, 0) for row in rows]
         colors = [
-            "#d62728" if row.startswith("para_jwt") else "#7f7f7f" if row.startswith("(a)")
-            or row.startswith("(b)") else "#1f77b4"
+            "#d62728"
+            if row.startswith("para_jwt")
+            else "#7f7f7f"
+            if row.startswith("(a)") or row.startswith("(b)")
+            else "#1f77b4"
             for row in rows
         ]
         axis.barh(ys, widths, color=colors)

@@ -8,6 +8,7 @@ para_jwt and the floors need, which is what this smoke test is for.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +18,20 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.mark.parametrize("name", ["verify", "jwks", "http", "parts"])
-def test_a_quick_run_writes_its_results(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("verify", []),
+        ("jwks", []),
+        ("http", []),  # wrk where it is installed
+        ("http", ["--generator", "python"]),  # the fallback
+        ("parts", []),
+    ],
+)
+def test_a_quick_run_writes_its_results(tmp_path: Path, name: str, options: list[str]) -> None:
     script = BENCHMARKS / f"bench_{name}.py"
     done = subprocess.run(  # noqa: S603 (this interpreter, on a script of this repository)
-        [sys.executable, str(script), "--quick", "--out", str(tmp_path)],
+        [sys.executable, str(script), "--quick", "--out", str(tmp_path), *options],
         capture_output=True,
         text=True,
         timeout=300,
@@ -32,3 +42,9 @@ def test_a_quick_run_writes_its_results(tmp_path: Path, name: str) -> None:
     assert data["method"]["quick"] is True
     assert data["machine"]["python"]
     assert (tmp_path / f"{name}.md").read_text().startswith(f"# bench_{name}")
+    if name == "http":
+        default = "wrk" if shutil.which("wrk") else "python"
+        assert data["method"]["generator"] == (options[1] if options else default)
+        # Every endpoint answered, and answered 200 (errors count anything else).
+        assert all(row["requests_per_second"] > 0 for row in data["summary"])
+        assert all(row["errors"] == 0 for row in data["summary"])

@@ -1,0 +1,47 @@
+"""The instruction-count gate: para_jwt against the floor, in instructions, stays in budget.
+
+benchmarks/instructions.py counts with callgrind: the ratios repeat to within 0.5 %
+(benchmarks/README.md) against a 10 % headroom, so this test does not flake the way a
+timing would. It skips only where valgrind cannot run (not installed, or not x86-64);
+CI installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64"),
+    reason="the gate's callgrind client request is written for x86-64",
+)
+def test_para_jwt_stays_within_its_instruction_budget(tmp_path: Path) -> None:
+    results = tmp_path / "instructions.json"
+    done = subprocess.run(  # noqa: S603 (this interpreter, on a script of this repository)
+        [sys.executable, str(BENCHMARKS / "instructions.py"), "--json", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(results.read_text())
+    budget = json.loads((BENCHMARKS / "instruction_budget.json").read_text())
+    assert data["breaches"] == []
+    for name in ("uncached_over_floor", "uncached_over_floor_beyond_signature", "hit_over_floor"):
+        assert 0 < data["ratios"][name] <= budget[name], name
+    # The counts are of real work: an RSA-2048 check is hundreds of thousands of
+    # instructions, and a cache hit skips it.
+    assert data["per_call"]["signature"] > 100_000
+    assert data["per_call"]["signature"] < data["per_call"]["floor"]
+    assert data["per_call"]["hit"] < data["per_call"]["signature"] / 10
