@@ -7,8 +7,10 @@ rule at work, not a bad signature.
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -179,7 +181,7 @@ def test_a_key_has_checks_exactly_for_its_algorithms() -> None:
     assert key.verify(ALGORITHMS["ES256"], b"x.y", b"\0" * 64) is False
 
 
-# --- claims built through drafts are the dataclass's own instances ---------------------
+# --- claims are the dataclass's own instances ---------------------
 
 
 async def test_claims_equal_what_the_dataclass_constructor_builds(
@@ -284,13 +286,34 @@ async def test_out_of_range_dates_are_invalid_claims(
         await pinned(para, clock).verify(token)
 
 
-async def test_a_hit_never_reads_the_callers_copy_of_the_payload(
+async def test_a_handler_cannot_change_the_payload_the_next_hit_returns(
     para: MockPara, clock: FakeClock
 ) -> None:
     verifier = pinned(para, clock)
-    token = para.issue_jwt(expires_in=60)
+    token = para.issue_jwt(expires_in=60, email="a@example.com")
     claims = await verifier.verify(token)
-    claims.payload["exp"] = NOW + 10**6  # type: ignore[index]
+    with pytest.raises(TypeError):
+        claims.payload["exp"] = NOW + 10**6  # type: ignore[index]
+    with pytest.raises(TypeError):
+        claims.payload["data"]["email"] = "attacker@example.com"
+    with pytest.raises(AttributeError):
+        claims.payload["data"]["wallets"].append({})
+    mine = claims.payload.copy()
+    mine["data"]["email"] = "attacker@example.com"
+    mine["exp"] = NOW + 10**6
+    again = await verifier.verify(token)
+    assert again is claims  # a hit
+    assert again.payload["data"]["email"] == "a@example.com"
     clock.advance(60)
     with pytest.raises(TokenExpiredError):
         await verifier.verify(token)
+
+
+async def test_claims_copy_pickle_hash_and_asdict(para: MockPara, clock: FakeClock) -> None:
+    claims = await pinned(para, clock).verify(para.issue_jwt())
+    assert copy.deepcopy(claims) == claims
+    assert pickle.loads(pickle.dumps(claims)) == claims  # noqa: S301 - our own bytes
+    assert hash(claims) == hash(copy.deepcopy(claims))
+    as_dict = dataclasses.asdict(claims)
+    assert as_dict["payload"] == claims.payload.copy()
+    assert as_dict["user_id"] == claims.user_id
