@@ -154,6 +154,12 @@ def _raise_copy(error: BaseException) -> NoReturn:
     raise error
 
 
+class _SyncCore(ParaVerifier):
+    """The ParaVerifier inside a SyncParaVerifier, named so in errors and ``repr``."""
+
+    _called_as = "SyncParaVerifier"
+
+
 class SyncParaVerifier:
     """A blocking ``ParaVerifier`` for synchronous code (Flask, Django, gunicorn sync workers).
 
@@ -168,10 +174,16 @@ class SyncParaVerifier:
 
     Args:
         api_key_id: Your API key's ID (a UUID), which Para puts in ``aud``.
-        **options: Every other ``ParaVerifier`` keyword argument
-            (``environment``, ``jwks_url``, ``jwks``, ``algorithms``, ``leeway``,
-            ``clock``, ``max_token_size``, ``token_cache_size``) and the key-cache
-            options of ``JWKSCache``; see those classes for each default.
+        environment: As for ``ParaVerifier``, like every argument below.
+        jwks_url: An explicit key-set URL.
+        jwks: A pinned key set.
+        jwks_cache: A ready ``JWKSCache``, borrowed.
+        algorithms: Accepted ``alg`` values (RS256 by default).
+        leeway: Clock skew tolerated, in seconds.
+        clock: Wall-clock seconds since the epoch.
+        max_token_size: Longest token accepted, in bytes.
+        token_cache_size: Verified tokens remembered; 0 turns it off.
+        **cache_options: The key cache's options, documented on ``JWKSCache``.
 
     Raises:
         ConfigurationError: As ``ParaVerifier`` does.
@@ -184,6 +196,7 @@ class SyncParaVerifier:
         environment: Environment | str | None = None,
         jwks_url: str | None = None,
         jwks: Mapping[str, Any] | None = None,
+        jwks_cache: JWKSCache | None = None,
         algorithms: Sequence[str] = ("RS256",),
         leeway: float = 0,
         clock: Callable[[], float] = time.time,
@@ -191,11 +204,12 @@ class SyncParaVerifier:
         token_cache_size: int = 4096,
         **cache_options: Unpack[CacheOptions],
     ) -> None:
-        self._verifier = ParaVerifier(
+        self._verifier = _SyncCore(
             api_key_id,
             environment=environment,
             jwks_url=jwks_url,
             jwks=jwks,
+            jwks_cache=jwks_cache,
             algorithms=algorithms,
             leeway=leeway,
             clock=clock,
@@ -209,7 +223,7 @@ class SyncParaVerifier:
         self._closed = False
 
     def __repr__(self) -> str:
-        return "Sync" + repr(self._verifier)
+        return repr(self._verifier)
 
     @property
     def api_key_id(self) -> str:

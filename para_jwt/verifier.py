@@ -15,6 +15,7 @@ Read top to bottom, ``verify`` is the whole path:
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 import time
@@ -27,7 +28,7 @@ from typing import Any, Unpack
 import aiohttp
 
 from ._jws import ParsedToken, TokenParser, check_algorithms
-from ._options import check_callable, check_int, check_seconds
+from ._options import check_callable, check_int, check_options, check_seconds
 from .claims import ParaClaims
 from .environments import Environment
 from .errors import (
@@ -85,85 +86,138 @@ class ParaVerifier:
     are unreachable: 503).
     """
 
+    #: The class named in configuration errors (``SyncParaVerifier`` sets its own).
+    _called_as = "ParaVerifier"
+
     def __init__(
         self,
         api_key_id: str,
         *,
-        # Exactly one key source: a Para environment, an explicit JWKS URL, or a
-        # pinned key set (offline verification; rotations need a redeploy).
         environment: Environment | str | None = None,
         jwks_url: str | None = None,
         jwks: Mapping[str, Any] | None = None,
-        # Borrowed, never closed by the verifier; by default it makes its own.
+        jwks_cache: JWKSCache | None = None,
         session: aiohttp.ClientSession | None = None,
-        # Para signs with RS256 only. Others (PS*, ES*, EdDSA) can be allowed;
-        # `none` and HS* never can.
         algorithms: Sequence[str] = ("RS256",),
-        # Clock skew tolerated on exp/nbf/iat, in seconds. 0: a token is dead at
-        # its `exp`, as Para meant (jose, PyJWT use 0 too).
         leeway: float = 0,
         clock: Callable[[], float] = time.time,
-        # Tokens longer than this are refused before parsing. Para's are ~1.3 KiB;
-        # 16 KiB leaves room for users with many wallets.
         max_token_size: int = 16 * 1024,
-        # Verified tokens remembered (LRU); 0 turns it off. Only tokens that
-        # verified get in. A hit costs ~0.8 µs against ~29 µs for verifying an
-        # RS256 token (benchmarks/bench_verify.py). An entry is ~4.8 KB (the 1.4 KB
-        # token and its parsed claims), so 4096 entries hold ~20 MB at most, and
-        # only fill when that many distinct tokens keep arriving, which is when
-        # the hits save most. Shrink it for many small worker processes.
         token_cache_size: int = 4096,
-        # Key-cache options (timeout, min_ttl, max_ttl, default_ttl, max_stale,
-        # cooldown, refetch_budget, negative_ttl, max_body_size, refresh_ahead,
-        # on_event, initial_state): see JWKSCache for each default and why.
         **cache_options: Unpack[CacheOptions],
     ) -> None:
-        self._audience = _check_api_key_id(api_key_id)
-        self._algorithms = check_algorithms(algorithms)
-        self._leeway = check_seconds("leeway", leeway, allow_zero=True, maximum=300)
-        self._max_token_size = check_int("max_token_size", max_token_size, minimum=1024)
-        self._token_cache_size = check_int("token_cache_size", token_cache_size, minimum=0)
-        check_callable("clock", clock, "returning seconds since the epoch")
-        self._clock = clock
+        """Check the configuration; nothing is fetched until the first ``verify``.
+
+        Args:
+            api_key_id: Your API key's ID, a UUID from Para's developer portal;
+                tokens carry it as ``aud``.
+            environment: Para's environment (``"prod"``, ``"beta"``,
+                ``"sandbox"``), whose key set is used. Exactly one key source
+                (``environment``, ``jwks_url``, ``jwks``, ``jwks_cache``) is given.
+            jwks_url: An explicit key-set URL (https, or http on loopback).
+            jwks: A pinned key set, for offline verification; Para's rotations
+                then need a redeploy.
+            jwks_cache: A ready ``JWKSCache`` (borrowed: ``close()`` leaves it open),
+                e.g. shared with another verifier.
+            session: An ``aiohttp.ClientSession`` for key fetches, borrowed and
+                never closed here; by default the key cache makes its own.
+            algorithms: Accepted ``alg`` values. Para signs with RS256 only;
+                PS*, ES* and EdDSA can be allowed, ``none`` and HS* never.
+            leeway: Clock skew tolerated on ``exp``/``nbf``/``iat``, in seconds
+                (at most 300). Default 0: a token is dead at its ``exp``, as
+                Para meant (jose and PyJWT default to 0 too).
+            clock: Wall-clock seconds since the epoch, for ``exp``/``nbf``/``iat``.
+            max_token_size: Tokens longer than this many bytes are refused before
+                parsing. Para's are about 1.3 KiB; 16 KiB leaves room for users
+                with many wallets.
+            token_cache_size: Verified tokens remembered (LRU); 0 turns it off.
+                Only tokens that verified get in, and a hit re-checks the time
+                and the key. An entry is about 5 KB, so the default 4096 holds
+                about 20 MB at most; shrink it for many small worker processes.
+            **cache_options: The key cache's options (``timeout``, ``min_ttl``,
+                ``max_ttl``, ``default_ttl``, ``max_stale``, ``cooldown``,
+                ``refetch_budget``, ``negative_ttl``, ``max_body_size``,
+                ``refresh_ahead``, ``on_event``, ``initial_state``), documented
+                with their defaults on ``JWKSCache``.
+
+        Raises:
+            ConfigurationError: An option is missing, unknown, or out of range;
+                the message names the option and what it accepts.
+        """
+        owner = self._called_as
+        check_options(owner, cache_options, _ACCEPTED_OPTIONS)
+        problem: str | None
+        try:
+            self._configure(
+                api_key_id, environment, jwks_url, jwks, jwks_cache, session, clock, cache_options
+            )
+            self._algorithms = check_algorithms(algorithms)
+            self._leeway = check_seconds("leeway", leeway, allow_zero=True, maximum=300)
+            self._max_token_size = check_int("max_token_size", max_token_size, minimum=1024)
+            self._token_cache_size = check_int("token_cache_size", token_cache_size, minimum=0)
+        except ConfigurationError as exc:
+            problem = str(exc)
+        else:
+            problem = None
+        if problem is not None:
+            raise ConfigurationError(f"{owner}: {problem}")
         self._parser = TokenParser(max_size=self._max_token_size, algorithms=self._algorithms)
-        # An OrderedDict is the LRU: its get, move_to_end and popitem are C calls.
-        # cachetools.LRUCache wraps the same operations in Python (a miss raises
-        # and catches KeyError twice): a new token meeting a full cache cost
-        # ~1.1 µs there against ~0.7 µs here, hashing included (bench_parts.py).
+        # An OrderedDict is the LRU: its get, move_to_end and popitem are C calls,
+        # where cachetools.LRUCache wraps them in Python (bench_parts.py).
         self._token_cache: OrderedDict[str | bytes, _CacheEntry] | None = (
             OrderedDict() if token_cache_size else None  # 0 disables it
         )
         # Shared by every thread and event loop using this verifier.
         self._token_lock = threading.Lock()
 
-        if jwks is not None and cache_options:
-            raise ConfigurationError(
-                f"{', '.join(sorted(cache_options))}: key-cache options have no effect with "
-                "pinned jwks={...}"
-            )
-        sources = [s for s in (environment, jwks_url, jwks) if s is not None]
+    def _configure(
+        self,
+        api_key_id: str,
+        environment: Environment | str | None,
+        jwks_url: str | None,
+        jwks: Mapping[str, Any] | None,
+        jwks_cache: JWKSCache | None,
+        session: aiohttp.ClientSession | None,
+        clock: Callable[[], float],
+        cache_options: CacheOptions,
+    ) -> None:
+        """Check the audience and the clock, and set up the one key source."""
+        self._audience = _check_api_key_id(api_key_id)
+        check_callable("clock", clock, "returning seconds since the epoch")
+        self._clock = clock
+        sources = [s for s in (environment, jwks_url, jwks, jwks_cache) if s is not None]
         if len(sources) != 1:
             raise ConfigurationError(
                 "give exactly one key source: environment='prod' (or 'beta', 'sandbox'), "
-                f"jwks_url=..., or jwks={{...}} (got {len(sources)})"
+                f"jwks_url=..., jwks={{...}} or jwks_cache=... (got {len(sources)})"
+            )
+        if (jwks is not None or jwks_cache is not None) and (cache_options or session):
+            raise ConfigurationError(
+                f"{', '.join(sorted([*cache_options, *(['session'] if session else [])]))}: "
+                "key-cache options have no effect with jwks= or jwks_cache="
             )
         self._pinned: KeySet | None = None
-        self._cache: JWKSCache | None = None
+        self._cache: JWKSCache | None = jwks_cache
+        self._owns_cache = jwks_cache is None
+        if jwks_cache is not None and not isinstance(jwks_cache, JWKSCache):
+            raise ConfigurationError("jwks_cache must be a para_jwt.JWKSCache")
         if jwks is not None:
+            problem: str | None
             try:
                 self._pinned = KeySet.from_jwks(jwks)
             except ValueError as exc:
-                raise ConfigurationError(f"jwks: {exc}") from None
-            if not self._pinned.keys:
-                raise ConfigurationError("jwks holds no usable key (see KeySet.from_jwks rules)")
-        else:
+                problem = f"jwks: {exc}"
+            else:
+                problem = None if self._pinned.keys else "jwks holds no usable key"
+            if problem is not None:
+                raise ConfigurationError(f"{problem} (see KeySet.from_jwks for the rules)")
+        elif jwks_cache is None:
             url = Environment.parse(environment).jwks_url if environment is not None else jwks_url
             assert url is not None
             self._cache = JWKSCache(url, session=session, clock=clock, **cache_options)
 
     def __repr__(self) -> str:
         source = self._cache.url if self._cache is not None else "pinned keys"
-        return f"ParaVerifier(api_key_id={self._audience!r}, keys={source!r})"
+        return f"{self._called_as}(api_key_id={self._audience!r}, keys={source!r})"
 
     @property
     def api_key_id(self) -> str:
@@ -181,7 +235,8 @@ class ParaVerifier:
         await self.close()
 
     async def close(self) -> None:
-        if self._cache is not None:
+        """Close the key cache's HTTP session (a borrowed ``jwks_cache`` stays open)."""
+        if self._cache is not None and self._owns_cache:
             await self._cache.close()
 
     async def verify(self, token: str | bytes) -> ParaClaims:
@@ -411,3 +466,9 @@ def _check_api_key_id(api_key_id: Any) -> str:
     if str(parsed) != api_key_id.lower():
         raise ConfigurationError("api_key_id must be a UUID in its usual 8-4-4-4-12 form")
     return api_key_id.lower()
+
+
+#: Every keyword ``ParaVerifier`` takes, for the "did you mean" of a misspelled one.
+_ACCEPTED_OPTIONS = frozenset(
+    [*inspect.signature(ParaVerifier.__init__).parameters, *CacheOptions.__optional_keys__]
+) - {"self", "api_key_id", "cache_options"}
