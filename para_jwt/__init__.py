@@ -1,4 +1,4 @@
-"""para_jwt: trust Para's users in async Python without calling Para on every request."""
+"""para_jwt: trust Para's users in Python (async or not) without calling Para on every request."""
 
 from __future__ import annotations
 
@@ -29,7 +29,15 @@ from .errors import (
     UnsupportedAlgorithmError,
     WalletNotFoundError,
 )
-from .jwks import JWKSCache, JWKSEvent, JWKSEventKind, JWKSHealth, KeySet, SkippedKey
+from .jwks import (
+    JWKSCache,
+    JWKSEvent,
+    JWKSEventKind,
+    JWKSHealth,
+    KeySet,
+    SkippedKey,
+    VerificationKey,
+)
 from .verifier import ParaVerifier
 
 __all__ = [
@@ -68,6 +76,7 @@ __all__ = [
     "TokenNotYetValidError",
     "UnknownKeyError",
     "UnsupportedAlgorithmError",
+    "VerificationKey",
     "Wallet",
     "WalletNotFoundError",
     "WalletType",

@@ -254,22 +254,40 @@ class ParaClaims:
     payload: Payload = field(hash=False)
 
     def wallets_of(self, wallet_type: WalletType | str) -> tuple[Wallet, ...]:
-        """The user's Para wallets of one chain family, in token order."""
+        """The user's Para wallets of one chain family, in token order.
+
+        Args:
+            wallet_type: The chain family, e.g. ``"EVM"`` (any case).
+        """
         wanted = WalletType(wallet_type)
         return tuple(w for w in self.wallets if w.type == wanted)
 
     def wallet(self, wallet_type: WalletType | str) -> Wallet | None:
-        """The user's first Para wallet of one chain family, or ``None``."""
+        """The user's first Para wallet of one chain family, or ``None``.
+
+        Args:
+            wallet_type: The chain family, e.g. ``"SOLANA"`` (any case).
+        """
         wanted = WalletType(wallet_type)
         return next((w for w in self.wallets if w.type == wanted), None)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any], *, audience: str, key_id: str) -> ParaClaims:
-        """Build the typed claims from a payload whose signature and registered
-        claims (``aud``, ``exp``, ``nbf``, ``iat``) were already checked.
+        """Build the typed claims from a verified payload.
 
-        Raises ``InvalidClaimsError`` for a ``data`` object of the wrong shape or
-        a ``sub`` that names another user than ``data.userId``.
+        Args:
+            payload: A payload whose signature and registered claims (``aud``,
+                ``exp``, ``nbf``, ``iat``) were already checked.
+            audience: The API key ID that matched ``aud``.
+            key_id: The ``kid`` of the key that verified the signature.
+
+        Returns:
+            The claims; ``payload`` is kept as a read-only ``Payload``.
+
+        Raises:
+            InvalidClaimsError: ``data`` has the wrong shape (the first broken
+                field in the documented order is named), or ``sub`` names
+                another user than ``data.userId``.
         """
         data = payload.get("data")
         if not isinstance(data, dict):

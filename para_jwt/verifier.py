@@ -1,6 +1,7 @@
 """``ParaVerifier``: from a token string to typed claims you can trust.
 
-Read top to bottom, ``verify`` is the whole path:
+``verify`` is ``_verify_locally`` (no I/O) and, only when the key is not at
+hand, one await for it; ``SyncParaVerifier`` shares the same core. In order:
 
 1. the verified-token cache (the same client sends the same token for its
    whole lifetime; a hit re-checks time and the key, never trusts blindly);
@@ -81,9 +82,11 @@ class ParaVerifier:
     """Verifies Para JWTs for one application (``aud``) in one environment.
 
     Create one per process, share it, close it on shutdown (or use
-    ``async with``). Every failure of ``verify`` is a ``ParaJWTError``:
-    ``InvalidTokenError`` (the token is bad: 401) or ``JWKSError`` (Para's keys
-    are unreachable: 503).
+    ``async with``). One instance serves every event loop and thread: the
+    verified-token cache and the key set are shared and thread-safe. Every
+    failure of ``verify`` is a ``ParaJWTError``: ``InvalidTokenError`` (the
+    token is bad: 401) or ``JWKSError`` (Para's keys are unreachable: 503). For
+    synchronous code, ``SyncParaVerifier`` takes the same arguments.
     """
 
     #: The class named in configuration errors (``SyncParaVerifier`` sets its own).
@@ -221,6 +224,7 @@ class ParaVerifier:
 
     @property
     def api_key_id(self) -> str:
+        """The API key ID tokens must carry as ``aud`` (lowercase)."""
         return self._audience
 
     @property
@@ -424,7 +428,11 @@ class ParaVerifier:
         return valid_until, valid_from
 
     async def refresh(self) -> None:
-        """Fetch Para's keys now, e.g. at startup so the first request does not wait."""
+        """Fetch Para's keys now, e.g. at startup so the first request does not wait.
+
+        Raises:
+            JWKSUnavailableError: The fetch failed.
+        """
         if self._cache is not None:
             await self._cache.refresh()
 
