@@ -121,6 +121,13 @@ class _LoopThread:
         atexit.unregister(self._at_exit)
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
+        # Whatever a closing instance left pending is cancelled, so no caller
+        # waits forever on a loop that no longer runs.
+        pending = asyncio.all_tasks(loop)
+        if pending:
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
@@ -147,10 +154,13 @@ def _raise_copy(error: BaseException) -> NoReturn:
     """Raise a copy of an error several threads may be raising at once.
 
     Every waiter of a shared fetch gets the same exception object; raising one
-    object in many threads would tangle their tracebacks.
+    object in many threads would tangle their tracebacks. A fetch cancelled by
+    ``close()`` in another thread is a key set that cannot be had.
     """
     if isinstance(error, ParaJWTError):
         raise _scrubbed(copy.copy(error))
+    if isinstance(error, concurrent.futures.CancelledError | asyncio.CancelledError):
+        raise JWKSUnavailableError("the verifier was closed while fetching keys") from None
     raise error
 
 
@@ -413,6 +423,8 @@ class SyncParaAPI:
             return _PORTAL.submit(self._api, call).result()
         except ParaJWTError as exc:
             error = exc
+        except concurrent.futures.CancelledError:
+            error = ParaAPIError("the API client was closed during the call")
         raise _scrubbed(error)
 
     def close(self) -> None:

@@ -248,3 +248,27 @@ def test_sync_constructors_fail_like_async() -> None:
         SyncParaVerifier("not-a-uuid", environment="beta")
     with pytest.raises(ConfigurationError):
         SyncParaAPI("sandbox_" + "0" * 32, environment="beta", timeout=0)
+
+
+def test_close_during_a_fetch_fails_the_waiting_caller(para: MockPara) -> None:
+    para.set_latency(5.0)  # the fetch is still in flight when close() comes
+    verifier = para.sync_verifier()
+    outcome: list[BaseException | str] = []
+
+    def caller() -> None:
+        try:
+            outcome.append(verifier.verify(para.issue_jwt()).user_id)
+        except BaseException as exc:  # collected and checked below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while para.jwks_requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    verifier.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], JWKSUnavailableError)
+    assert [t.name for t in io_threads()] == ["MockPara"]
