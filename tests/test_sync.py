@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -271,4 +273,36 @@ def test_close_during_a_fetch_fails_the_waiting_caller(para: MockPara) -> None:
     assert not thread.is_alive()
     assert len(outcome) == 1
     assert isinstance(outcome[0], JWKSUnavailableError)
+    assert [t.name for t in io_threads()] == ["MockPara"]
+
+
+def test_instances_left_open_are_closed_quietly_at_exit() -> None:
+    script = """
+from para_jwt.testing import MockPara
+para = MockPara().__enter__()
+verifier = para.sync_verifier()
+api = para.sync_api()
+print(verifier.verify(para.issue_jwt("user-1")).user_id)
+print(api.verify_session(para.issue_verification_token()).auth_type)
+"""
+    done = subprocess.run(  # noqa: S603 - this interpreter, our own script
+        [sys.executable, "-X", "dev", "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["user-1", "email"]
+    assert done.stderr == ""
+
+
+def test_the_exit_handler_closes_open_instances_and_stops_the_thread(para: MockPara) -> None:
+    verifier = para.sync_verifier()
+    verifier.verify(para.issue_jwt())
+    cache = verifier.jwks
+    assert cache is not None
+    assert cache._session is not None
+    _sync._PORTAL._at_exit()  # what atexit runs
+    assert cache._session is None  # closed on the loop, before it stopped
     assert [t.name for t in io_threads()] == ["MockPara"]
