@@ -14,6 +14,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import copy
+import functools
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -168,6 +169,24 @@ class _SyncCore(ParaVerifier):
     """The ParaVerifier inside a SyncParaVerifier, named so in errors and ``repr``."""
 
     _called_as = "SyncParaVerifier"
+
+    def __init__(self, api_key_id: str, **options: Any) -> None:
+        super().__init__(api_key_id, **options)
+        if self._cache is not None:
+            self._peek = functools.partial(_peek_without_loop, self._cache)
+
+
+def _peek_without_loop(cache: JWKSCache, kid: str) -> VerificationKey | None:
+    """``cache.peek(kid)`` from a thread that may have no event loop.
+
+    Past its refresh point, ``peek`` starts a refresh in the running event
+    loop; a synchronous caller has none, so the key is then fetched on the
+    background loop instead, where ``get_key`` starts that refresh.
+    """
+    try:
+        return cache.peek(kid)
+    except RuntimeError:
+        return None
 
 
 class SyncParaVerifier:

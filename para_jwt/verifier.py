@@ -200,6 +200,9 @@ class ParaVerifier:
             )
         self._pinned: KeySet | None = None
         self._cache: JWKSCache | None = jwks_cache
+        #: The key for a kid if it is at hand without I/O, else None. A bound
+        #: method, not a wrapper: it runs on every verify, hits included.
+        self._peek: Callable[[str], VerificationKey | None]
         self._owns_cache = jwks_cache is None
         if jwks_cache is not None and not isinstance(jwks_cache, JWKSCache):
             raise ConfigurationError("jwks_cache must be a para_jwt.JWKSCache")
@@ -213,10 +216,15 @@ class ParaVerifier:
                 problem = None if self._pinned.keys else "jwks holds no usable key"
             if problem is not None:
                 raise ConfigurationError(f"{problem} (see KeySet.from_jwks for the rules)")
-        elif jwks_cache is None:
+            assert self._pinned is not None
+            self._peek = self._pinned.keys.get
+            return
+        if jwks_cache is None:
             url = Environment.parse(environment).jwks_url if environment is not None else jwks_url
             assert url is not None
             self._cache = JWKSCache(url, session=session, clock=clock, **cache_options)
+        assert self._cache is not None
+        self._peek = self._cache.peek
 
     def __repr__(self) -> str:
         source = self._cache.url if self._cache is not None else "pinned keys"
@@ -301,19 +309,6 @@ class ParaVerifier:
             return self._complete(unverified, self._pinned.key(unverified.kid))
         key = self._peek(unverified.kid)
         return unverified if key is None else self._complete(unverified, key)
-
-    def _peek(self, kid: str) -> VerificationKey | None:
-        """The key for ``kid`` if it is at hand without I/O, else ``None``."""
-        if self._pinned is not None:
-            return self._pinned.keys.get(kid)
-        assert self._cache is not None
-        try:
-            return self._cache.peek(kid)
-        except RuntimeError:
-            # Past its refresh point, peek starts a refresh in the running event
-            # loop; a synchronous caller has none, so SyncParaVerifier fetches the
-            # key on its own loop instead, where get_key starts that refresh.
-            return None
 
     def _complete(self, unverified: _Unverified, key: VerificationKey) -> ParaClaims:
         """Check the signature with ``key``, build the claims and remember the token."""
