@@ -1,10 +1,11 @@
-"""para_jwt: trust Para's users in async Python without calling Para on every request."""
+"""para_jwt: trust Para's users in Python (async or not) without calling Para on every request."""
 
 from __future__ import annotations
 
+from ._sync import SyncParaAPI, SyncParaVerifier
 from ._version import __version__
 from .api import ParaAPI, SessionInfo
-from .claims import AuthType, OAuthMethod, ParaClaims, Wallet, WalletType
+from .claims import AuthType, OAuthMethod, ParaClaims, Payload, Wallet, WalletType
 from .environments import Environment
 from .errors import (
     ConfigurationError,
@@ -28,7 +29,15 @@ from .errors import (
     UnsupportedAlgorithmError,
     WalletNotFoundError,
 )
-from .jwks import JWKSCache, JWKSEvent, JWKSEventKind, JWKSHealth, KeySet, SkippedKey
+from .jwks import (
+    JWKSCache,
+    JWKSEvent,
+    JWKSEventKind,
+    JWKSHealth,
+    KeySet,
+    SkippedKey,
+    VerificationKey,
+)
 from .verifier import ParaVerifier
 
 __all__ = [
@@ -57,13 +66,17 @@ __all__ = [
     "ParaJWTError",
     "ParaUnavailableError",
     "ParaVerifier",
+    "Payload",
     "SessionExpiredError",
     "SessionInfo",
     "SkippedKey",
+    "SyncParaAPI",
+    "SyncParaVerifier",
     "TokenExpiredError",
     "TokenNotYetValidError",
     "UnknownKeyError",
     "UnsupportedAlgorithmError",
+    "VerificationKey",
     "Wallet",
     "WalletNotFoundError",
     "WalletType",

@@ -7,12 +7,13 @@ anything else by its type, in case it is a key passed to the wrong parameter.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 
 from .errors import ConfigurationError
 
-__all__ = ["check_callable", "check_int", "check_seconds"]
+__all__ = ["check_callable", "check_int", "check_options", "check_seconds"]
 
 
 def _shown(value: object) -> str:
@@ -51,3 +52,26 @@ def check_callable(name: str, value: object, what: str) -> Callable[..., object]
     if not callable(value):
         raise ConfigurationError(f"{name} must be a callable {what}, not {_shown(value)}")
     return value
+
+
+def check_options(owner: str, given: Iterable[str], accepted: Collection[str]) -> None:
+    """Refuse keyword arguments ``owner`` does not take, suggesting the nearest name.
+
+    Args:
+        owner: The class the user called, as named in the error.
+        given: The keyword arguments' names.
+        accepted: Every name ``owner`` takes.
+
+    Raises:
+        ConfigurationError: A name is not in ``accepted``.
+    """
+    for name in sorted(given):
+        if name in accepted:
+            continue
+        nearest = difflib.get_close_matches(name, accepted, n=1)
+        hint = (
+            f"did you mean {nearest[0]}=?"
+            if nearest
+            else f"it takes {', '.join(sorted(accepted))}"
+        )
+        raise ConfigurationError(f"{owner} has no option {name}=: {hint}")

@@ -57,8 +57,9 @@ class Environment(Enum):
         try:
             return cls[name]
         except KeyError:
+            # The value is not shown: it may be a key passed to the wrong parameter.
             raise ConfigurationError(
-                f"unknown Para environment {value!r}: use one of "
+                "unknown Para environment: environment= takes one of "
                 f"{', '.join(repr(e.name.lower()) for e in cls)}"
             ) from None
 
@@ -77,10 +78,9 @@ class Environment(Enum):
             )
         name = _ALIASES.get(prefix.upper(), prefix.upper())
         if name not in cls.__members__:
-            shown = prefix if len(prefix) <= 12 and prefix.isalnum() else "?"
             raise ConfigurationError(
-                f"the API key's prefix {shown!r} names no public Para environment: "
-                "pass environment= explicitly ('prod', 'beta' or 'sandbox')"
+                "the API key's prefix names no public Para environment (not 'beta_', "
+                "'prod_' or 'sandbox_'): pass environment= explicitly"
             )
         return cls[name]
 

@@ -1,6 +1,7 @@
 """``ParaVerifier``: from a token string to typed claims you can trust.
 
-Read top to bottom, ``verify`` is the whole path:
+``verify`` is ``_verify_locally`` (no I/O) and, only when the key is not at
+hand, one await for it; ``SyncParaVerifier`` shares the same core. In order:
 
 1. the verified-token cache (the same client sends the same token for its
    whole lifetime; a hit re-checks time and the key, never trusts blindly);
@@ -15,17 +16,20 @@ Read top to bottom, ``verify`` is the whole path:
 
 from __future__ import annotations
 
+import inspect
 import re
+import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Unpack
 
 import aiohttp
 
-from ._jws import check_algorithms, split_compact
-from ._options import check_callable, check_int, check_seconds
+from ._jws import ParsedToken, TokenParser, check_algorithms
+from ._options import check_callable, check_int, check_options, check_seconds
 from .claims import ParaClaims
 from .environments import Environment
 from .errors import (
@@ -33,6 +37,7 @@ from .errors import (
     InvalidAudienceError,
     InvalidClaimsError,
     InvalidSignatureError,
+    ParaJWTError,
     TokenExpiredError,
     TokenNotYetValidError,
     UnsupportedAlgorithmError,
@@ -47,106 +52,187 @@ _CacheEntry = tuple[ParaClaims, VerificationKey, float, float]
 
 #: Latest timestamp a claim may hold (9999-12-31T23:59:59Z): beyond it, dates overflow.
 _MAX_TIMESTAMP = 253_402_300_799
-#: A NumericDate's types; bool is an int in Python, so exact types are compared.
-_NUMBERS = (int, float)
-#: Para publishes a handful of keys and one header shape per key; this bound only
-#: matters across many rotations in a long-lived process (then it starts over).
-_MAX_KNOWN_HEADERS = 16
 _API_KEY_SHAPE = re.compile(r"(?i)(beta|prod|sandbox|dev|development|production|sk|pk)_")
+
+
+@dataclass(slots=True)
+class _Unverified:
+    """A parsed token whose claims passed and whose signature is still to check."""
+
+    #: The token itself when it may enter the token cache, else None.
+    token: str | bytes | None
+    kid: str
+    parsed: ParsedToken
+    valid_until: float
+    valid_from: float
+
+
+def _scrubbed(error: ParaJWTError) -> ParaJWTError:
+    """``error`` without the traceback and chained exceptions that could hold the token.
+
+    The frames that raised it hold the token in their locals, and a chained
+    exception (a ``JSONDecodeError``'s ``doc``) can hold a decoded segment.
+    """
+    error.__cause__ = error.__context__ = None
+    error.__suppress_context__ = True
+    return error.with_traceback(None)
 
 
 class ParaVerifier:
     """Verifies Para JWTs for one application (``aud``) in one environment.
 
     Create one per process, share it, close it on shutdown (or use
-    ``async with``). Every failure of ``verify`` is a ``ParaJWTError``:
-    ``InvalidTokenError`` (the token is bad: 401) or ``JWKSError`` (Para's keys
-    are unreachable: 503).
+    ``async with``). One instance serves every event loop and thread: the
+    verified-token cache and the key set are shared and thread-safe. Every
+    failure of ``verify`` is a ``ParaJWTError``: ``InvalidTokenError`` (the
+    token is bad: 401) or ``JWKSError`` (Para's keys are unreachable: 503). For
+    synchronous code, ``SyncParaVerifier`` takes the same arguments.
     """
+
+    #: The class named in configuration errors (``SyncParaVerifier`` sets its own).
+    _called_as = "ParaVerifier"
 
     def __init__(
         self,
         api_key_id: str,
         *,
-        # Exactly one key source: a Para environment, an explicit JWKS URL, or a
-        # pinned key set (offline verification; rotations need a redeploy).
         environment: Environment | str | None = None,
         jwks_url: str | None = None,
         jwks: Mapping[str, Any] | None = None,
-        # Borrowed, never closed by the verifier; by default it makes its own.
+        jwks_cache: JWKSCache | None = None,
         session: aiohttp.ClientSession | None = None,
-        # Para signs with RS256 only. Others (PS*, ES*, EdDSA) can be allowed;
-        # `none` and HS* never can.
         algorithms: Sequence[str] = ("RS256",),
-        # Clock skew tolerated on exp/nbf/iat, in seconds. 0: a token is dead at
-        # its `exp`, as Para meant (jose, PyJWT use 0 too).
         leeway: float = 0,
         clock: Callable[[], float] = time.time,
-        # Tokens longer than this are refused before parsing. Para's are ~1.3 KiB;
-        # 16 KiB leaves room for users with many wallets.
         max_token_size: int = 16 * 1024,
-        # Verified tokens remembered (LRU); 0 turns it off. Only tokens that
-        # verified get in. A hit costs ~0.8 µs against ~29 µs for verifying an
-        # RS256 token (benchmarks/bench_verify.py). An entry is ~4.8 KB (the 1.4 KB
-        # token and its parsed claims), so 4096 entries hold ~20 MB at most, and
-        # only fill when that many distinct tokens keep arriving, which is when
-        # the hits save most. Shrink it for many small worker processes.
         token_cache_size: int = 4096,
-        # Key-cache options (timeout, min_ttl, max_ttl, default_ttl, max_stale,
-        # cooldown, refetch_budget, negative_ttl, max_body_size, refresh_ahead,
-        # on_event, initial_state): see JWKSCache for each default and why.
         **cache_options: Unpack[CacheOptions],
     ) -> None:
-        self._audience = _check_api_key_id(api_key_id)
-        self._algorithms = check_algorithms(algorithms)
-        self._leeway = check_seconds("leeway", leeway, allow_zero=True, maximum=300)
-        self._max_token_size = check_int("max_token_size", max_token_size, minimum=1024)
-        self._token_cache_size = check_int("token_cache_size", token_cache_size, minimum=0)
-        check_callable("clock", clock, "returning seconds since the epoch")
-        self._clock = clock
-        # Header segments of tokens that verified, decoded: every token Para signs
-        # with one key carries the same header, so it is decoded and checked once
-        # (~2.3 µs a token). Only genuine headers get in, so junk cannot churn it.
-        self._known_headers: dict[bytes, dict[str, Any]] = {}
-        # An OrderedDict is the LRU: its get, move_to_end and popitem are C calls.
-        # cachetools.LRUCache wraps the same operations in Python (a miss raises
-        # and catches KeyError twice): a new token meeting a full cache cost
-        # ~1.1 µs there against ~0.7 µs here, hashing included (bench_parts.py).
+        """Check the configuration; nothing is fetched until the first ``verify``.
+
+        Args:
+            api_key_id: Your API key's ID, a UUID from Para's developer portal;
+                tokens carry it as ``aud``.
+            environment: Para's environment (``"prod"``, ``"beta"``,
+                ``"sandbox"``), whose key set is used. Exactly one key source
+                (``environment``, ``jwks_url``, ``jwks``, ``jwks_cache``) is given.
+            jwks_url: An explicit key-set URL (https, or http on loopback).
+            jwks: A pinned key set, for offline verification; Para's rotations
+                then need a redeploy.
+            jwks_cache: A ready ``JWKSCache`` (borrowed: ``close()`` leaves it open),
+                e.g. shared with another verifier.
+            session: An ``aiohttp.ClientSession`` for key fetches, borrowed and
+                never closed here; by default the key cache makes its own.
+            algorithms: Accepted ``alg`` values. Para signs with RS256 only;
+                PS*, ES* and EdDSA can be allowed, ``none`` and HS* never.
+            leeway: Clock skew tolerated on ``exp``/``nbf``/``iat``, in seconds
+                (at most 300). Default 0: a token is dead at its ``exp``, as
+                Para meant (jose and PyJWT default to 0 too).
+            clock: Wall-clock seconds since the epoch, for ``exp``/``nbf``/``iat``.
+            max_token_size: Tokens longer than this many bytes are refused before
+                parsing. Para's are about 1.3 KiB; 16 KiB leaves room for users
+                with many wallets.
+            token_cache_size: Verified tokens remembered (LRU); 0 turns it off.
+                Only tokens that verified get in, and a hit re-checks the time
+                and the key. An entry is about 5 KB, so the default 4096 holds
+                about 20 MB at most; shrink it for many small worker processes.
+            **cache_options: The key cache's options (``timeout``, ``min_ttl``,
+                ``max_ttl``, ``default_ttl``, ``max_stale``, ``cooldown``,
+                ``refetch_budget``, ``negative_ttl``, ``max_body_size``,
+                ``refresh_ahead``, ``on_event``, ``initial_state``), documented
+                with their defaults on ``JWKSCache``.
+
+        Raises:
+            ConfigurationError: An option is missing, unknown, or out of range;
+                the message names the option and what it accepts.
+        """
+        owner = self._called_as
+        check_options(owner, cache_options, _ACCEPTED_OPTIONS)
+        problem: str | None
+        try:
+            self._configure(
+                api_key_id, environment, jwks_url, jwks, jwks_cache, session, clock, cache_options
+            )
+            self._algorithms = check_algorithms(algorithms)
+            self._leeway = check_seconds("leeway", leeway, allow_zero=True, maximum=300)
+            self._max_token_size = check_int("max_token_size", max_token_size, minimum=1024)
+            self._token_cache_size = check_int("token_cache_size", token_cache_size, minimum=0)
+        except ConfigurationError as exc:
+            problem = str(exc)
+        else:
+            problem = None
+        if problem is not None:
+            raise ConfigurationError(f"{owner}: {problem}")
+        self._parser = TokenParser(max_size=self._max_token_size, algorithms=self._algorithms)
+        # An OrderedDict is the LRU: its get, move_to_end and popitem are C calls,
+        # where cachetools.LRUCache wraps them in Python (bench_parts.py).
         self._token_cache: OrderedDict[str | bytes, _CacheEntry] | None = (
             OrderedDict() if token_cache_size else None  # 0 disables it
         )
+        # Shared by every thread and event loop using this verifier.
+        self._token_lock = threading.Lock()
 
-        if jwks is not None and cache_options:
-            raise ConfigurationError(
-                f"{', '.join(sorted(cache_options))}: key-cache options have no effect with "
-                "pinned jwks={...}"
-            )
-        sources = [s for s in (environment, jwks_url, jwks) if s is not None]
+    def _configure(
+        self,
+        api_key_id: str,
+        environment: Environment | str | None,
+        jwks_url: str | None,
+        jwks: Mapping[str, Any] | None,
+        jwks_cache: JWKSCache | None,
+        session: aiohttp.ClientSession | None,
+        clock: Callable[[], float],
+        cache_options: CacheOptions,
+    ) -> None:
+        """Check the audience and the clock, and set up the one key source."""
+        self._audience = _check_api_key_id(api_key_id)
+        check_callable("clock", clock, "returning seconds since the epoch")
+        self._clock = clock
+        sources = [s for s in (environment, jwks_url, jwks, jwks_cache) if s is not None]
         if len(sources) != 1:
             raise ConfigurationError(
                 "give exactly one key source: environment='prod' (or 'beta', 'sandbox'), "
-                f"jwks_url=..., or jwks={{...}} (got {len(sources)})"
+                f"jwks_url=..., jwks={{...}} or jwks_cache=... (got {len(sources)})"
+            )
+        if (jwks is not None or jwks_cache is not None) and (cache_options or session):
+            raise ConfigurationError(
+                f"{', '.join(sorted([*cache_options, *(['session'] if session else [])]))}: "
+                "key-cache options have no effect with jwks= or jwks_cache="
             )
         self._pinned: KeySet | None = None
-        self._cache: JWKSCache | None = None
+        self._cache: JWKSCache | None = jwks_cache
+        #: The key for a kid if it is at hand without I/O, else None. A bound
+        #: method, not a wrapper: it runs on every verify, hits included.
+        self._peek: Callable[[str], VerificationKey | None]
+        self._owns_cache = jwks_cache is None
+        if jwks_cache is not None and not isinstance(jwks_cache, JWKSCache):
+            raise ConfigurationError("jwks_cache must be a para_jwt.JWKSCache")
         if jwks is not None:
+            problem: str | None
             try:
                 self._pinned = KeySet.from_jwks(jwks)
             except ValueError as exc:
-                raise ConfigurationError(f"jwks: {exc}") from None
-            if not self._pinned.keys:
-                raise ConfigurationError("jwks holds no usable key (see KeySet.from_jwks rules)")
-        else:
+                problem = f"jwks: {exc}"
+            else:
+                problem = None if self._pinned.keys else "jwks holds no usable key"
+            if problem is not None:
+                raise ConfigurationError(f"{problem} (see KeySet.from_jwks for the rules)")
+            assert self._pinned is not None
+            self._peek = self._pinned.keys.get
+            return
+        if jwks_cache is None:
             url = Environment.parse(environment).jwks_url if environment is not None else jwks_url
             assert url is not None
             self._cache = JWKSCache(url, session=session, clock=clock, **cache_options)
+        assert self._cache is not None
+        self._peek = self._cache.peek
 
     def __repr__(self) -> str:
         source = self._cache.url if self._cache is not None else "pinned keys"
-        return f"ParaVerifier(api_key_id={self._audience!r}, keys={source!r})"
+        return f"{self._called_as}(api_key_id={self._audience!r}, keys={source!r})"
 
     @property
     def api_key_id(self) -> str:
+        """The API key ID tokens must carry as ``aud`` (lowercase)."""
         return self._audience
 
     @property
@@ -161,81 +247,125 @@ class ParaVerifier:
         await self.close()
 
     async def close(self) -> None:
-        if self._cache is not None:
+        """Close the key cache's HTTP session (a borrowed ``jwks_cache`` stays open)."""
+        if self._cache is not None and self._owns_cache:
             await self._cache.close()
 
     async def verify(self, token: str | bytes) -> ParaClaims:
-        """Verify a Para JWT and return its typed claims, or raise ``ParaJWTError``."""
+        """Verify a Para JWT and return its typed claims.
+
+        Args:
+            token: The compact JWS, without the ``Bearer `` scheme.
+
+        Returns:
+            The token's claims, checked.
+
+        Raises:
+            InvalidTokenError: The token is bad (answer 401); a subclass names why.
+            JWKSError: Para's keys cannot be had right now (answer 503).
+        """
+        outcome: ParaClaims | _Unverified | None = None
+        try:
+            outcome = self._verify_locally(token)
+            if type(outcome) is ParaClaims:
+                return outcome
+            assert isinstance(outcome, _Unverified)
+            assert self._cache is not None
+            return self._complete(outcome, await self._cache.get_key(outcome.kid))
+        except ParaJWTError as exc:
+            error = exc
+        # Raised from here, where no local holds the token any more, without the
+        # traceback of the frames that did: an error reporter capturing locals
+        # must not find the token (see _scrubbed).
+        del token, outcome
+        raise _scrubbed(error)
+
+    def _verify_locally(self, token: str | bytes) -> ParaClaims | _Unverified:
+        """Everything ``verify`` does without I/O, shared with ``SyncParaVerifier``.
+
+        Returns:
+            The claims when the token cache or a key already at hand answers;
+            otherwise the parsed, claims-checked token, whose key must be
+            fetched (``JWKSCache.get_key``) and passed to ``_complete``.
+        """
         now = self._clock()
         # Only exact str and bytes meet the cache: a subclass could redefine __eq__
         # and __hash__ to match another user's entry, and an unhashable object
         # must fail as a malformed token, not as a TypeError.
-        token_cache = (
-            self._token_cache if type(token) is str or type(token) is bytes else None
+        cacheable = self._token_cache is not None and (
+            type(token) is str or type(token) is bytes
         )
-        if token_cache is not None:
-            entry = token_cache.get(token)
-            if entry is not None:
-                claims = self._cache_hit(token, entry, now)
-                if claims is not None:
-                    return claims
+        if cacheable:
+            claims = self._cached(token, now)
+            if claims is not None:
+                return claims
 
-        header_b64, header, payload, signing_input, signature = split_compact(
-            token,
-            max_size=self._max_token_size,
-            algorithms=self._algorithms,
-            known_headers=self._known_headers,
+        parsed = self._parser.parse(token)
+        valid_until, valid_from = self._check_registered_claims(parsed.payload, now)
+        unverified = _Unverified(
+            token if cacheable else None, parsed.kid, parsed, valid_until, valid_from
         )
-        valid_until, valid_from = self._check_registered_claims(payload, now)
-
-        kid: str = header["kid"]
         if self._pinned is not None:
-            key = self._pinned.key(kid)
-        else:
-            assert self._cache is not None
-            key = self._cache.peek(kid) or await self._cache.get_key(kid)
+            return self._complete(unverified, self._pinned.key(unverified.kid))
+        key = self._peek(unverified.kid)
+        return unverified if key is None else self._complete(unverified, key)
 
+    def _complete(self, unverified: _Unverified, key: VerificationKey) -> ParaClaims:
+        """Check the signature with ``key``, build the claims and remember the token."""
+        parsed = unverified.parsed
         # The key's checks exist exactly for the algorithms that fit it.
-        check = key.checks.get(header["alg"])
+        check = key.checks.get(parsed.alg)
         if check is None:
             raise UnsupportedAlgorithmError(
-                f"the key named by 'kid' is not for {header['alg']} "
+                f"the key named by 'kid' is not for {parsed.alg} "
                 f"(it is a {key.kty}{' ' + key.curve if key.curve else ''} key)"
             )
-        if not check(signing_input, signature):
+        if not check(parsed.signing_input, parsed.signature):
             raise InvalidSignatureError("the signature does not verify")
 
-        claims = ParaClaims.from_payload(payload, audience=self._audience, key_id=kid)
-        known_headers = self._known_headers
-        if header_b64 not in known_headers:
-            if len(known_headers) >= _MAX_KNOWN_HEADERS:
-                known_headers.clear()
-            known_headers[header_b64] = header
-        if token_cache is not None:
-            token_cache[token] = (claims, key, valid_until, valid_from)
-            if len(token_cache) > self._token_cache_size:
-                token_cache.popitem(last=False)
+        claims = ParaClaims.from_payload(
+            parsed.payload, audience=self._audience, key_id=unverified.kid
+        )
+        self._parser.remember_header(parsed)
+        token_cache = self._token_cache
+        if unverified.token is not None and token_cache is not None:
+            entry = (claims, key, unverified.valid_until, unverified.valid_from)
+            # Locked so that concurrent inserts never evict more than they add.
+            with self._token_lock:
+                token_cache[unverified.token] = entry
+                if len(token_cache) > self._token_cache_size:
+                    token_cache.popitem(last=False)
         return claims
 
-    def _cache_hit(self, token: str | bytes, entry: _CacheEntry, now: float) -> ParaClaims | None:
+    def _cached(self, token: str | bytes, now: float) -> ParaClaims | None:
+        """The claims remembered for ``token`` if they still hold at ``now``."""
+        token_cache = self._token_cache
+        assert token_cache is not None
+        entry = token_cache.get(token)  # one C call on exact str/bytes keys: atomic
+        if entry is None:
+            return None
         claims, key, valid_until, valid_from = entry
         # A hit is only as good as the key that verified it: when the key left
         # the set (revocation) or the set is not fresh, verify from scratch.
-        current = (
-            self._pinned.keys.get(key.kid)
-            if self._pinned is not None
-            else self._cache.peek(key.kid)  # type: ignore[union-attr]
+        valid = (
+            valid_from <= now + self._leeway
+            and now < valid_until
+            and self._peek(key.kid) is key
         )
-        token_cache = self._token_cache
-        assert token_cache is not None
-        if current is key and valid_from <= now + self._leeway and now < valid_until:
-            token_cache.move_to_end(token)
-            return claims
-        # Expired, not yet valid (the clock went back) or the key is gone: forget
-        # it and verify from scratch, which names the reason from the token itself,
-        # never from claims.payload.
-        del token_cache[token]
-        return None
+        # No lock on a hit: each OrderedDict call below is one atomic C call on
+        # exact str/bytes keys, and a race only costs a later miss (another
+        # thread evicted or forgot the entry first), never a wrong answer.
+        if valid:
+            # try is free when nothing is raised; contextlib.suppress is not.
+            try:  # noqa: SIM105
+                token_cache.move_to_end(token)
+            except KeyError:
+                pass  # another thread evicted it since the get above
+        else:
+            # Expired, not yet valid (the clock went back) or the key is gone:
+            # verifying from scratch names the reason from the token itself.
+            token_cache.pop(token, None)
+        return claims if valid else None
 
     def _check_registered_claims(
         self, payload: Mapping[str, Any], now: float
@@ -268,54 +398,36 @@ class ParaVerifier:
         raise InvalidAudienceError("the token was issued for another application ('aud')")
 
     def _check_times(self, payload: Mapping[str, Any], now: float) -> tuple[float, float]:
-        exp: Any = payload.get("exp")
-        nbf: Any = payload.get("nbf")
-        iat: Any = payload.get("iat")
-        # The usual case checked inline, not through three _timestamp calls;
-        # anything else takes the claim-by-claim path, which words the error.
-        if not (
-            type(exp) in _NUMBERS
-            and 0 <= exp <= _MAX_TIMESTAMP
-            and (nbf is None or (type(nbf) in _NUMBERS and 0 <= nbf <= _MAX_TIMESTAMP))
-            and (iat is None or (type(iat) in _NUMBERS and 0 <= iat <= _MAX_TIMESTAMP))
-        ):
-            return self._check_times_one_by_one(payload, now)
-        valid_until = exp + self._leeway
-        if now >= valid_until:
-            raise TokenExpiredError("the token has expired")
-        latest = now + self._leeway
-        if nbf is not None and nbf > latest:
-            raise TokenNotYetValidError("the token is not valid yet ('nbf')")
-        if iat is not None and iat > latest:
-            raise TokenNotYetValidError("the token was issued in the future ('iat')")
-        if nbf is None:
-            return valid_until, -1.0 if iat is None else iat
-        return valid_until, nbf if iat is None else max(nbf, iat)
+        """Check ``exp`` (required), ``nbf`` and ``iat`` against ``now``, with leeway.
 
-    def _check_times_one_by_one(
-        self, payload: Mapping[str, Any], now: float
-    ) -> tuple[float, float]:
+        Returns:
+            ``(valid_until, valid_from)``: ``exp + leeway`` and the latest of
+            ``nbf`` and ``iat`` (``-1`` without either).
+        """
         exp = _timestamp(payload, "exp")
         if exp is None:
             raise InvalidClaimsError("the token has no 'exp' claim")
         valid_until = exp + self._leeway
         if now >= valid_until:
             raise TokenExpiredError("the token has expired")
-        valid_from = -1.0
+        latest = now + self._leeway
         nbf = _timestamp(payload, "nbf")
-        if nbf is not None:
-            if nbf > now + self._leeway:
-                raise TokenNotYetValidError("the token is not valid yet ('nbf')")
-            valid_from = nbf
+        if nbf is not None and nbf > latest:
+            raise TokenNotYetValidError("the token is not valid yet ('nbf')")
         iat = _timestamp(payload, "iat")
-        if iat is not None:
-            if iat > now + self._leeway:
-                raise TokenNotYetValidError("the token was issued in the future ('iat')")
-            valid_from = max(valid_from, iat)
+        if iat is not None and iat > latest:
+            raise TokenNotYetValidError("the token was issued in the future ('iat')")
+        valid_from = -1.0 if nbf is None else nbf
+        if iat is not None and iat > valid_from:
+            valid_from = iat
         return valid_until, valid_from
 
     async def refresh(self) -> None:
-        """Fetch Para's keys now, e.g. at startup so the first request does not wait."""
+        """Fetch Para's keys now, e.g. at startup so the first request does not wait.
+
+        Raises:
+            JWKSUnavailableError: The fetch failed.
+        """
         if self._cache is not None:
             await self._cache.refresh()
 
@@ -357,3 +469,9 @@ def _check_api_key_id(api_key_id: Any) -> str:
     if str(parsed) != api_key_id.lower():
         raise ConfigurationError("api_key_id must be a UUID in its usual 8-4-4-4-12 form")
     return api_key_id.lower()
+
+
+#: Every keyword ``ParaVerifier`` takes, for the "did you mean" of a misspelled one.
+_ACCEPTED_OPTIONS = frozenset(
+    [*inspect.signature(ParaVerifier.__init__).parameters, *CacheOptions.__optional_keys__]
+) - {"self", "api_key_id", "cache_options"}

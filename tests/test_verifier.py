@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import operator
+import re
+import traceback
 from typing import Any
 
 import pytest
@@ -33,10 +36,12 @@ from para_jwt import (
     InvalidClaimsError,
     InvalidSignatureError,
     InvalidTokenError,
+    JWKSCache,
     KeySet,
     MalformedTokenError,
     ParaVerifier,
     SkippedKey,
+    SyncParaVerifier,
     TokenExpiredError,
     TokenNotYetValidError,
     UnknownKeyError,
@@ -584,17 +589,20 @@ async def test_a_cache_hit_rechecks_nbf_and_iat(claim: str) -> None:
 @pytest.mark.parametrize(
     "tamper",
     [
-        lambda payload: payload.update(exp=NOW + 10**8),
-        lambda payload: payload.pop("exp"),
-        lambda payload: payload.update(exp="later"),
+        lambda payload: operator.setitem(payload, "exp", NOW + 10**8),
+        lambda payload: operator.delitem(payload, "exp"),
+        lambda payload: operator.setitem(payload["data"], "userId", "someone-else"),
     ],
-    ids=["exp-extended", "exp-removed", "exp-retyped"],
+    ids=["exp-extended", "exp-removed", "data-changed"],
 )
-async def test_mutating_the_returned_payload_cannot_extend_a_cached_token(tamper: Any) -> None:
+async def test_the_returned_payload_is_read_only(tamper: Any) -> None:
     clock = FakeClock()
     verifier = pinned_verifier(clock=clock)
     token = para_key().sign(para_payload())
-    tamper((await verifier.verify(token)).payload)
+    claims = await verifier.verify(token)
+    with pytest.raises(TypeError):
+        tamper(claims.payload)
+    assert (await verifier.verify(token)).payload == claims.payload.copy()
     clock.advance(1800)
     await assert_rejected(verifier, token, TokenExpiredError)
 
@@ -619,3 +627,124 @@ async def test_the_cache_forgets_tokens_beyond_its_size() -> None:
     claims = await verifier.verify(first)
     await verifier.verify(second)
     assert await verifier.verify(first) is not claims
+
+
+# --- configuration errors name the class and the option, never a value ----------------
+
+SECRET = "sk_live_0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize("cls", [ParaVerifier, SyncParaVerifier])
+@pytest.mark.parametrize(
+    ("misspelled", "meant"),
+    [("max_stael", "max_stale"), ("leway", "leeway"), ("refetch_budjet", "refetch_budget")],
+)
+def test_a_misspelled_option_names_the_class_and_the_nearest_option(
+    cls: type[Any], misspelled: str, meant: str
+) -> None:
+    says = f"{cls.__name__} has no option {misspelled}=: did you mean {meant}=?"
+    with pytest.raises(ConfigurationError, match=re.escape(says)):
+        cls(API_KEY_ID, environment="prod", **{misspelled: 1})
+    with pytest.raises(ConfigurationError, match=f"{cls.__name__} has no option zzz=: it takes "):
+        cls(API_KEY_ID, environment="prod", zzz=1)
+
+
+@pytest.mark.parametrize("cls", [ParaVerifier, SyncParaVerifier])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"environment": SECRET},
+        {"environment": "prod", "algorithms": [SECRET]},
+        {"environment": "prod", "algorithms": SECRET},
+        {"environment": "prod", "timeout": SECRET},
+        {"environment": "prod", "leeway": SECRET},
+        {"jwks_url": SECRET},
+        {"environment": "prod", "jwks": {"keys": [SECRET]}},
+    ],
+)
+def test_configuration_errors_never_quote_a_value(cls: type[Any], options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        cls(API_KEY_ID, **options)
+    message = str(caught.value)
+    assert message.startswith(f"{cls.__name__}")
+    assert "sk_live" not in message
+    assert "0123456789abcdef" not in message
+
+
+async def test_a_ready_jwks_cache_is_borrowed() -> None:
+    cache = JWKSCache("https://example.com/.well-known/jwks.json")
+    verifier = ParaVerifier(API_KEY_ID, jwks_cache=cache)
+    assert verifier.jwks is cache
+    await verifier.close()
+    assert not cache._closed  # still the owner's to close
+    await cache.close()
+    with pytest.raises(ConfigurationError, match="no effect with jwks= or jwks_cache="):
+        ParaVerifier(API_KEY_ID, jwks_cache=cache, max_stale=10)
+    with pytest.raises(ConfigurationError, match="exactly one key source"):
+        ParaVerifier(API_KEY_ID, jwks_cache=cache, environment="prod")
+
+
+async def test_a_bearer_prefix_is_named() -> None:
+    token = para_key().sign(para_payload())
+    bearer = "Bearer " + token
+    await assert_rejected(pinned_verifier(), bearer, MalformedTokenError, "strip the scheme")
+
+
+# --- no token in any exception verify() raises -------------------------------------------
+
+
+def token_pieces(token: str) -> list[str | bytes]:
+    segments = token.split(".")
+    return [token, token.encode(), *segments, *(s.encode() for s in segments)]
+
+
+def assert_token_unreachable(error: BaseException, token: str) -> None:
+    pieces = token_pieces(token)
+    rendered = "".join(
+        traceback.TracebackException(
+            type(error), error, error.__traceback__, capture_locals=True
+        ).format()
+    )
+    assert not any(isinstance(p, str) and p in rendered for p in pieces)
+    chained: BaseException | None = error
+    while chained is not None:
+        assert not any(isinstance(p, str) and p in repr(chained.args) for p in pieces)
+        assert not any(v in pieces for v in vars(chained).values() if isinstance(v, str | bytes))
+        tb = chained.__traceback__
+        while tb is not None:
+            for value in tb.tb_frame.f_locals.values():
+                assert not (isinstance(value, str | bytes) and value in pieces)
+            tb = tb.tb_next
+        chained = chained.__cause__ or chained.__context__
+
+
+async def error_of(verifier: ParaVerifier, token: str | bytes) -> BaseException:
+    """What verify raises, with this frame (which holds the token) cut off."""
+    try:
+        await verifier.verify(token)
+    except BaseException as exc:  # returned for inspection
+        tb = exc.__traceback__
+        return exc.with_traceback(None if tb is None else tb.tb_next)
+    raise AssertionError("verify accepted the token")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: para_key().sign(para_payload(exp=NOW - 10)),
+        lambda: para_key().sign(para_payload(aud=OTHER_API_KEY_ID)),
+        lambda: para_key().sign(para_payload()).rpartition(".")[0] + ".AAAA",
+        lambda: rsa_key("unknown").sign(para_payload()),
+        lambda: para_key().sign(para_payload()).replace(".", ".{", 1),
+        lambda: "e30." + b64url(b'{"a":1,"a":2}') + ".AAAA",
+        lambda: "eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.AAAA",
+    ],
+    ids=["expired", "audience", "signature", "kid", "base64", "duplicate", "json"],
+)
+async def test_no_token_is_reachable_from_a_verify_error(make: Any) -> None:
+    token = make()
+    verifier = pinned_verifier(clock=FakeClock(NOW))
+    for form in (token, token.encode()):
+        error = await error_of(verifier, form)
+        assert isinstance(error, InvalidTokenError)
+        assert_token_unreachable(error, token)

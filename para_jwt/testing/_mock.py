@@ -19,7 +19,6 @@ import asyncio
 import copy
 import hashlib
 import hmac
-import importlib
 import json
 import math
 import secrets
@@ -36,6 +35,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .._freshness import format_http_date, parse_http_date
+from .._sync import SyncParaAPI, SyncParaVerifier, _LoopThread
+from ..api import ParaAPI
+from ..verifier import ParaVerifier
 from . import _fakes
 from ._keys import SUPPORTED_ALGORITHMS, SigningKey, sign_compact
 
@@ -233,23 +235,24 @@ class MockPara:
     ) -> None:
         """Make a mock with one signing key; nothing listens until ``start``.
 
-        :param api_key_id: The ``aud`` of issued tokens: the API key's ID, a UUID
-            in Para's developer portal. Default: a random UUID4, so a verifier only
-            passes if it is configured with this mock's ID.
-        :param secret_api_key: The key ``/sessions/verify`` and ``/wallets/verify``
-            demand in ``x-external-api-key``. Default: ``"sandbox_"`` and 32 random
-            hex digits, since real Para keys carry their environment as a prefix.
-        :param alg: The algorithm of the signing keys made when none is named
-            (``RS256``, ``PS256``, ``ES256`` or ``EdDSA``). Default ``RS256``, Para's.
-        :param cache_control: The JWKS response's ``Cache-Control``; also a plain
-            attribute. Default ``"public, max-age=600"``, a typical key-set policy;
-            Para's real header is unknown.
-        :param clock: Seconds since the epoch, for ``iat``/``exp``, session expiry
-            and ``Last-Modified``. Default ``time.time``; tests inject a fake.
-        :param host: Where to listen. Default ``127.0.0.1``: loopback is the only
-            place para_jwt accepts plain ``http://``.
-        :param port: Default ``0``, a free port chosen by the OS, so parallel test
-            runs do not collide.
+        Args:
+            api_key_id: The ``aud`` of issued tokens: the API key's ID, a UUID
+                in Para's developer portal. Default: a random UUID4, so a verifier only
+                passes if it is configured with this mock's ID.
+            secret_api_key: The key ``/sessions/verify`` and ``/wallets/verify``
+                demand in ``x-external-api-key``. Default: ``"sandbox_"`` and 32 random
+                hex digits, since real Para keys carry their environment as a prefix.
+            alg: The algorithm of the signing keys made when none is named
+                (``RS256``, ``PS256``, ``ES256`` or ``EdDSA``). Default ``RS256``, Para's.
+            cache_control: The JWKS response's ``Cache-Control``; also a plain
+                attribute. Default ``"public, max-age=600"``, a typical key-set policy;
+                Para's real header is unknown.
+            clock: Seconds since the epoch, for ``iat``/``exp``, session expiry
+                and ``Last-Modified``. Default ``time.time``; tests inject a fake.
+            host: Where to listen. Default ``127.0.0.1``: loopback is the only
+                place para_jwt accepts plain ``http://``.
+            port: Default ``0``, a free port chosen by the OS, so parallel test
+                runs do not collide.
         """
         if alg not in SUPPORTED_ALGORITHMS:
             raise ValueError(f"alg must be one of {SUPPORTED_ALGORITHMS}, not {alg!r}")
@@ -286,6 +289,7 @@ class MockPara:
 
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self._thread_loop: _LoopThread | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -326,6 +330,28 @@ class MockPara:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def __enter__(self) -> Self:
+        """Start serving from a private event loop in a background thread.
+
+        For synchronous tests: ``with MockPara() as para:``; every method except
+        ``start``/``close`` is then usable from the test's thread.
+        """
+        if self._thread_loop is not None:
+            raise RuntimeError("this MockPara was already started")
+        self._thread_loop = _LoopThread("MockPara")
+        self._thread_loop.submit(self, self.start()).result()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop serving and stop the background thread."""
+        if self._thread_loop is not None:
+            self._thread_loop.release(self)
 
     def __repr__(self) -> str:
         # Never the secret key or private keys: reprs end up in test output and logs.
@@ -503,35 +529,36 @@ class MockPara:
         ``connectedWallets``, in that order. Any argument set to ``None`` leaves
         its member out.
 
-        :param user_id: ``data.userId`` and ``sub``. Default: a random UUID4.
-        :param wallets: ``data.wallets``, sent as given (any value, for malformed
-            claims). Default: one random EVM and one random SOLANA wallet. Wallets
-            with a string ``id`` and ``address`` are registered for
-            ``/wallets/verify``.
-        :param connected_wallets: ``data.connectedWallets``. Default: absent.
-        :param auth_type: ``data.authType``. Default ``"email"``.
-        :param email: ``data.email``. Default: a random address for email logins,
-            absent otherwise.
-        :param identifier: ``data.identifier``. Default: what Para reports for the
-            auth type (the email, the phone number, a wallet address, a handle).
-        :param phone: ``data.phone``. Default: a fictional number for phone logins,
-            absent otherwise.
-        :param oauth_method: ``data.oAuthMethod``, e.g. ``"google"``. Default: absent.
-        :param extra_data: Members added to (or, with ``OMIT``, removed from)
-            ``data``, e.g. ``{"telegramUserId": 42}``.
-        :param expires_in: ``exp - iat`` in seconds. Default 1800, Para's default.
-            Negative values make tokens that expired already.
-        :param issued_at: ``iat`` in epoch seconds. Default: the clock's now.
-        :param audience: ``aud``; any JSON value, e.g. a list. Default: ``api_key_id``.
-        :param kid: Sign with this published key. Default: the current key.
-        :param alg: Sign with this JWS algorithm instead of the key's own (the key
-            must fit it, e.g. PS256 with an RS256 key, or ``"none"``). The header
-            says the same unless ``header`` overrides it.
-        :param header: Members merged into ``{"alg", "typ": "JWT", "kid"}``
-            (``OMIT`` removes one), or raw bytes used as the header verbatim.
-            (``typ`` is what Node's JWT libraries send; Para's own is unverified.)
-        :param extra: Top-level claims added or replaced, e.g. ``nbf=...``,
-            ``sub="someone-else"``, ``exp=MockPara.OMIT``.
+        Args:
+            user_id: ``data.userId`` and ``sub``. Default: a random UUID4.
+            wallets: ``data.wallets``, sent as given (any value, for malformed
+                claims). Default: one random EVM and one random SOLANA wallet. Wallets
+                with a string ``id`` and ``address`` are registered for
+                ``/wallets/verify``.
+            connected_wallets: ``data.connectedWallets``. Default: absent.
+            auth_type: ``data.authType``. Default ``"email"``.
+            email: ``data.email``. Default: a random address for email logins,
+                absent otherwise.
+            identifier: ``data.identifier``. Default: what Para reports for the
+                auth type (the email, the phone number, a wallet address, a handle).
+            phone: ``data.phone``. Default: a fictional number for phone logins,
+                absent otherwise.
+            oauth_method: ``data.oAuthMethod``, e.g. ``"google"``. Default: absent.
+            extra_data: Members added to (or, with ``OMIT``, removed from)
+                ``data``, e.g. ``{"telegramUserId": 42}``.
+            expires_in: ``exp - iat`` in seconds. Default 1800, Para's default.
+                Negative values make tokens that expired already.
+            issued_at: ``iat`` in epoch seconds. Default: the clock's now.
+            audience: ``aud``; any JSON value, e.g. a list. Default: ``api_key_id``.
+            kid: Sign with this published key. Default: the current key.
+            alg: Sign with this JWS algorithm instead of the key's own (the key
+                must fit it, e.g. PS256 with an RS256 key, or ``"none"``). The header
+                says the same unless ``header`` overrides it.
+            header: Members merged into ``{"alg", "typ": "JWT", "kid"}``
+                (``OMIT`` removes one), or raw bytes used as the header verbatim.
+                (``typ`` is what Node's JWT libraries send; Para's own is unverified.)
+            extra: Top-level claims added or replaced, e.g. ``nbf=...``,
+                ``sub="someone-else"``, ``exp=MockPara.OMIT``.
         """
         if user_id is None:
             user_id = _fakes.user_id()
@@ -580,11 +607,12 @@ class MockPara:
     ) -> str:
         """Sign any payload as a compact JWS with a published key.
 
-        :param payload: A mapping (sent as compact JSON) or the exact payload bytes.
-        :param header: As for ``issue_jwt``: merged into ``{"alg", "typ", "kid"}``
-            or, as bytes, used verbatim.
-        :param kid: The key to sign with. Default: the current key.
-        :param alg: The algorithm to sign with. Default: the key's own.
+        Args:
+            payload: A mapping (sent as compact JSON) or the exact payload bytes.
+            header: As for ``issue_jwt``: merged into ``{"alg", "typ", "kid"}``
+                or, as bytes, used verbatim.
+            kid: The key to sign with. Default: the current key.
+            alg: The algorithm to sign with. Default: the key's own.
         """
         key = self._key(kid)
         if key.kid in self._retired:
@@ -632,12 +660,13 @@ class MockPara:
         Like Para's ``getVerificationToken()`` (a ``sessionLookupId``), the token
         is an opaque UUID, not a JWT.
 
-        :param auth_type: ``authType`` in the answer. Default ``"email"``.
-        :param identifier: ``identifier`` in the answer. Default: a random one
-            fitting ``auth_type``.
-        :param oauth_method: ``oAuthMethod`` in the answer. Default: absent.
-        :param expires_in: Seconds (on the clock) until the session expires.
-            Default ``None``: until ``expire_session``.
+        Args:
+            auth_type: ``authType`` in the answer. Default ``"email"``.
+            identifier: ``identifier`` in the answer. Default: a random one
+                fitting ``auth_type``.
+            oauth_method: ``oAuthMethod`` in the answer. Default: absent.
+            expires_in: Seconds (on the clock) until the session expires.
+                Default ``None``: until ``expire_session``.
         """
         if identifier is None:
             identifier = _fakes.identifier(auth_type, email=_fakes.email(), phone=_fakes.phone())
@@ -662,24 +691,35 @@ class MockPara:
 
     # --- clients wired to this mock ---------------------------------------------------------
 
-    # Both factories import their class when called and return Any: the testing
-    # kit must import (and type-check) without the verifier and API client, which
-    # a process that only runs a mock server never needs.
+    def verifier(self, **options: Any) -> ParaVerifier:
+        """A ``ParaVerifier`` for this mock's tokens.
 
-    def verifier(self, **options: Any) -> Any:
-        """A ``para_jwt.verifier.ParaVerifier`` for this mock's tokens.
+        Args:
+            **options: Passed to ``ParaVerifier``; ``clock`` defaults to this
+                mock's clock.
 
-        Bound to ``api_key_id`` and ``jwks_url``, and to this mock's clock unless
-        ``clock`` is among ``options``; other options are passed through.
+        Returns:
+            A verifier bound to ``api_key_id`` and ``jwks_url``; close it after use.
         """
         options.setdefault("clock", self._clock)
-        verifier_class = importlib.import_module("para_jwt.verifier").ParaVerifier
-        return verifier_class(self._api_key_id, jwks_url=self.jwks_url, **options)
+        return ParaVerifier(self._api_key_id, jwks_url=self.jwks_url, **options)
 
-    def api(self, **options: Any) -> Any:
-        """A ``para_jwt.api.ParaAPI`` client calling this mock with its secret key."""
-        api_class = importlib.import_module("para_jwt.api").ParaAPI
-        return api_class(self._secret_api_key, base_url=self.base_url, **options)
+    def api(self, **options: Any) -> ParaAPI:
+        """A ``ParaAPI`` client calling this mock with its secret key.
+
+        Args:
+            **options: Passed to ``ParaAPI``.
+        """
+        return ParaAPI(self._secret_api_key, base_url=self.base_url, **options)
+
+    def sync_verifier(self, **options: Any) -> SyncParaVerifier:
+        """A ``SyncParaVerifier`` for this mock's tokens, as ``verifier()`` makes one."""
+        options.setdefault("clock", self._clock)
+        return SyncParaVerifier(self._api_key_id, jwks_url=self.jwks_url, **options)
+
+    def sync_api(self, **options: Any) -> SyncParaAPI:
+        """A ``SyncParaAPI`` client calling this mock with its secret key."""
+        return SyncParaAPI(self._secret_api_key, base_url=self.base_url, **options)
 
     # --- fault injection -----------------------------------------------------------------
 
@@ -694,9 +734,10 @@ class MockPara:
     ) -> None:
         """Answer the next ``times`` requests to ``endpoint`` with ``status``.
 
-        :param body: Sent verbatim. Default: ``{"message": ...}`` as JSON.
-        :param headers: Extra headers, e.g. ``{"Retry-After": "30"}``. The
-            ``Content-Type`` is ``application/json`` unless given here.
+        Args:
+            body: Sent verbatim. Default: ``{"message": ...}`` as JSON.
+            headers: Extra headers, e.g. ``{"Retry-After": "30"}``. The
+                ``Content-Type`` is ``application/json`` unless given here.
         """
         if not 200 <= status <= 599:
             raise ValueError(f"status must be a final HTTP status (200-599), not {status}")
