@@ -1,0 +1,96 @@
+"""The blocking twins of ``_http``'s verification steps, for synchronous frameworks.
+
+Flask views and Django's synchronous views run in worker threads without an event
+loop; they verify through ``SyncParaVerifier`` / ``SyncParaAPI``. Everything a
+refusal says (status, headers, body) still comes from ``_http``'s ``Gate``: only the
+call to the verifier differs from the async steps there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._http import (
+    _B64TOKEN,
+    SESSION_SCHEME,
+    VERIFICATION_TOKEN_HEADER,
+    Absent,
+    Gate,
+    MalformedAuthorization,
+    Refused,
+    Rejection,
+    bearer_credentials,
+)
+from .api import SessionInfo
+from .claims import ParaClaims
+from .errors import InvalidTokenError, JWKSError, MalformedTokenError, ParaAPIError
+from . import SyncParaAPI, SyncParaVerifier
+
+__all__ = ["check_session", "verify_bearer"]
+
+
+def verify_bearer(
+    gate: Gate, verifier: SyncParaVerifier, values: Sequence[str], *, optional: bool
+) -> ParaClaims | None:
+    """Verify the token of ``Authorization`` header ``values``, blocking.
+
+    Args:
+        gate: Builds the refusals.
+        verifier: Verifies the token.
+        values: Every ``Authorization`` header of the request.
+        optional: Let a request without bearer credentials through (``None``).
+
+    Returns:
+        The verified claims, or ``None`` for a request without credentials when
+        ``optional``.
+
+    Raises:
+        Refused: For anything else; a token that is sent but invalid is refused
+            even when ``optional``.
+    """
+    try:
+        token = bearer_credentials(values)
+    except MalformedAuthorization:
+        raise Refused(gate.malformed_header()) from None
+    if isinstance(token, Absent):
+        if optional:
+            return None
+        raise Refused(gate.absent(token))
+    try:
+        return verifier.verify(token)
+    except (InvalidTokenError, JWKSError) as exc:
+        rejection = _token_refusal(gate, exc, token)
+    raise Refused(rejection)
+
+
+def _token_refusal(gate: Gate, exc: InvalidTokenError | JWKSError, token: str) -> Rejection:
+    # As _http.verify_token: a bearer "token" that is not even a b64token is a
+    # malformed header (400), not a bad token.
+    if isinstance(exc, MalformedTokenError) and not _B64TOKEN.fullmatch(token):
+        return gate.malformed_header()
+    return gate.token_rejection(exc)
+
+
+def check_session(gate: Gate, api: SyncParaAPI, token: str | None) -> SessionInfo:
+    """Ask Para whether ``token`` is an active session, blocking.
+
+    Raises:
+        Refused: 401 without a token or for an expired session, 400 for something
+            that is not a verification token, 500/502/503 when Para cannot answer.
+    """
+    if token is None:
+        # As _http.check_session, word for word: the same refusal from every adapter.
+        description = (
+            f"This route requires a Para verification token ({VERIFICATION_TOKEN_HEADER} "
+            "header or 'verificationToken' in a JSON body)"
+        )
+        raise Refused(
+            gate.challenge(
+                401, "missing_token", description, "no_verification_token", scheme=SESSION_SCHEME
+            )
+        )
+    try:
+        return api.verify_session(token)
+    except ParaAPIError as exc:
+        rejection = gate.session_rejection(exc)
+    raise Refused(rejection)
