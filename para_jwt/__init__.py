@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._sync import SyncParaAPI, SyncParaVerifier
 from ._version import __version__
 from .api import ParaAPI, SessionInfo
 from .claims import AuthType, OAuthMethod, ParaClaims, Wallet, WalletType
@@ -60,6 +61,8 @@ __all__ = [
     "SessionExpiredError",
     "SessionInfo",
     "SkippedKey",
+    "SyncParaAPI",
+    "SyncParaVerifier",
     "TokenExpiredError",
     "TokenNotYetValidError",
     "UnknownKeyError",

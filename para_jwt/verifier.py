@@ -16,10 +16,12 @@ Read top to bottom, ``verify`` is the whole path:
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Unpack
 
 import aiohttp
@@ -33,6 +35,7 @@ from .errors import (
     InvalidAudienceError,
     InvalidClaimsError,
     InvalidSignatureError,
+    ParaJWTError,
     TokenExpiredError,
     TokenNotYetValidError,
     UnsupportedAlgorithmError,
@@ -53,6 +56,33 @@ _NUMBERS = (int, float)
 #: matters across many rotations in a long-lived process (then it starts over).
 _MAX_KNOWN_HEADERS = 16
 _API_KEY_SHAPE = re.compile(r"(?i)(beta|prod|sandbox|dev|development|production|sk|pk)_")
+
+
+@dataclass(slots=True)
+class _Unverified:
+    """A parsed token whose claims passed and whose signature is still to check."""
+
+    #: The token itself when it may enter the token cache, else None.
+    token: str | bytes | None
+    kid: str
+    header_b64: bytes
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+    valid_until: float
+    valid_from: float
+
+
+def _scrubbed(error: ParaJWTError) -> ParaJWTError:
+    """``error`` without the traceback and chained exceptions that could hold the token.
+
+    The frames that raised it hold the token in their locals, and a chained
+    exception (a ``JSONDecodeError``'s ``doc``) can hold a decoded segment.
+    """
+    error.__cause__ = error.__context__ = None
+    error.__suppress_context__ = True
+    return error.with_traceback(None)
 
 
 class ParaVerifier:
@@ -115,6 +145,8 @@ class ParaVerifier:
         self._token_cache: OrderedDict[str | bytes, _CacheEntry] | None = (
             OrderedDict() if token_cache_size else None  # 0 disables it
         )
+        # Shared by every thread and event loop using this verifier.
+        self._token_lock = threading.Lock()
 
         if jwks is not None and cache_options:
             raise ConfigurationError(
@@ -165,20 +197,53 @@ class ParaVerifier:
             await self._cache.close()
 
     async def verify(self, token: str | bytes) -> ParaClaims:
-        """Verify a Para JWT and return its typed claims, or raise ``ParaJWTError``."""
+        """Verify a Para JWT and return its typed claims.
+
+        Args:
+            token: The compact JWS, without the ``Bearer `` scheme.
+
+        Returns:
+            The token's claims, checked.
+
+        Raises:
+            InvalidTokenError: The token is bad (answer 401); a subclass names why.
+            JWKSError: Para's keys cannot be had right now (answer 503).
+        """
+        outcome: ParaClaims | _Unverified | None = None
+        try:
+            outcome = self._verify_locally(token)
+            if type(outcome) is ParaClaims:
+                return outcome
+            assert isinstance(outcome, _Unverified)
+            assert self._cache is not None
+            return self._complete(outcome, await self._cache.get_key(outcome.kid))
+        except ParaJWTError as exc:
+            error = exc
+        # Raised from here, where no local holds the token any more, without the
+        # traceback of the frames that did: an error reporter capturing locals
+        # must not find the token (see _scrubbed).
+        del token, outcome
+        raise _scrubbed(error)
+
+    def _verify_locally(self, token: str | bytes) -> ParaClaims | _Unverified:
+        """Everything ``verify`` does without I/O, shared with ``SyncParaVerifier``.
+
+        Returns:
+            The claims when the token cache or a key already at hand answers;
+            otherwise the parsed, claims-checked token, whose key must be
+            fetched (``JWKSCache.get_key``) and passed to ``_complete``.
+        """
         now = self._clock()
         # Only exact str and bytes meet the cache: a subclass could redefine __eq__
         # and __hash__ to match another user's entry, and an unhashable object
         # must fail as a malformed token, not as a TypeError.
-        token_cache = (
-            self._token_cache if type(token) is str or type(token) is bytes else None
+        cacheable = self._token_cache is not None and (
+            type(token) is str or type(token) is bytes
         )
-        if token_cache is not None:
-            entry = token_cache.get(token)
-            if entry is not None:
-                claims = self._cache_hit(token, entry, now)
-                if claims is not None:
-                    return claims
+        if cacheable:
+            claims = self._cached(token, now)
+            if claims is not None:
+                return claims
 
         header_b64, header, payload, signing_input, signature = split_compact(
             token,
@@ -187,14 +252,38 @@ class ParaVerifier:
             known_headers=self._known_headers,
         )
         valid_until, valid_from = self._check_registered_claims(payload, now)
-
-        kid: str = header["kid"]
+        unverified = _Unverified(
+            token if cacheable else None,
+            header["kid"],
+            header_b64,
+            header,
+            payload,
+            signing_input,
+            signature,
+            valid_until,
+            valid_from,
+        )
         if self._pinned is not None:
-            key = self._pinned.key(kid)
-        else:
-            assert self._cache is not None
-            key = self._cache.peek(kid) or await self._cache.get_key(kid)
+            return self._complete(unverified, self._pinned.key(unverified.kid))
+        key = self._peek(unverified.kid)
+        return unverified if key is None else self._complete(unverified, key)
 
+    def _peek(self, kid: str) -> VerificationKey | None:
+        """The key for ``kid`` if it is at hand without I/O, else ``None``."""
+        if self._pinned is not None:
+            return self._pinned.keys.get(kid)
+        assert self._cache is not None
+        try:
+            return self._cache.peek(kid)
+        except RuntimeError:
+            # Past its refresh point, peek starts a refresh in the running event
+            # loop; a synchronous caller has none, so SyncParaVerifier fetches the
+            # key on its own loop instead, where get_key starts that refresh.
+            return None
+
+    def _complete(self, unverified: _Unverified, key: VerificationKey) -> ParaClaims:
+        """Check the signature with ``key``, build the claims and remember the token."""
+        header = unverified.header
         # The key's checks exist exactly for the algorithms that fit it.
         check = key.checks.get(header["alg"])
         if check is None:
@@ -202,40 +291,58 @@ class ParaVerifier:
                 f"the key named by 'kid' is not for {header['alg']} "
                 f"(it is a {key.kty}{' ' + key.curve if key.curve else ''} key)"
             )
-        if not check(signing_input, signature):
+        if not check(unverified.signing_input, unverified.signature):
             raise InvalidSignatureError("the signature does not verify")
 
-        claims = ParaClaims.from_payload(payload, audience=self._audience, key_id=kid)
+        claims = ParaClaims.from_payload(
+            unverified.payload, audience=self._audience, key_id=unverified.kid
+        )
         known_headers = self._known_headers
-        if header_b64 not in known_headers:
+        if unverified.header_b64 not in known_headers:
+            # Plain dict operations, each atomic: two threads clearing or adding
+            # at once lose nothing that matters (it only holds genuine headers).
             if len(known_headers) >= _MAX_KNOWN_HEADERS:
                 known_headers.clear()
-            known_headers[header_b64] = header
-        if token_cache is not None:
-            token_cache[token] = (claims, key, valid_until, valid_from)
-            if len(token_cache) > self._token_cache_size:
-                token_cache.popitem(last=False)
+            known_headers[unverified.header_b64] = header
+        token_cache = self._token_cache
+        if unverified.token is not None and token_cache is not None:
+            entry = (claims, key, unverified.valid_until, unverified.valid_from)
+            # Locked so that concurrent inserts never evict more than they add.
+            with self._token_lock:
+                token_cache[unverified.token] = entry
+                if len(token_cache) > self._token_cache_size:
+                    token_cache.popitem(last=False)
         return claims
 
-    def _cache_hit(self, token: str | bytes, entry: _CacheEntry, now: float) -> ParaClaims | None:
+    def _cached(self, token: str | bytes, now: float) -> ParaClaims | None:
+        """The claims remembered for ``token`` if they still hold at ``now``."""
+        token_cache = self._token_cache
+        assert token_cache is not None
+        entry = token_cache.get(token)  # one C call on exact str/bytes keys: atomic
+        if entry is None:
+            return None
         claims, key, valid_until, valid_from = entry
         # A hit is only as good as the key that verified it: when the key left
         # the set (revocation) or the set is not fresh, verify from scratch.
-        current = (
-            self._pinned.keys.get(key.kid)
-            if self._pinned is not None
-            else self._cache.peek(key.kid)  # type: ignore[union-attr]
+        valid = (
+            valid_from <= now + self._leeway
+            and now < valid_until
+            and self._peek(key.kid) is key
         )
-        token_cache = self._token_cache
-        assert token_cache is not None
-        if current is key and valid_from <= now + self._leeway and now < valid_until:
-            token_cache.move_to_end(token)
-            return claims
-        # Expired, not yet valid (the clock went back) or the key is gone: forget
-        # it and verify from scratch, which names the reason from the token itself,
-        # never from claims.payload.
-        del token_cache[token]
-        return None
+        # No lock on a hit: each OrderedDict call below is one atomic C call on
+        # exact str/bytes keys, and a race only costs a later miss (another
+        # thread evicted or forgot the entry first), never a wrong answer.
+        if valid:
+            # try is free when nothing is raised; contextlib.suppress is not.
+            try:  # noqa: SIM105
+                token_cache.move_to_end(token)
+            except KeyError:
+                pass  # another thread evicted it since the get above
+        else:
+            # Expired, not yet valid (the clock went back) or the key is gone:
+            # verifying from scratch names the reason from the token itself.
+            token_cache.pop(token, None)
+        return claims if valid else None
 
     def _check_registered_claims(
         self, payload: Mapping[str, Any], now: float

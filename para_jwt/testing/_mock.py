@@ -19,7 +19,6 @@ import asyncio
 import copy
 import hashlib
 import hmac
-import importlib
 import json
 import math
 import secrets
@@ -36,6 +35,9 @@ from typing import Any, Final, Literal, Self
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .._sync import SyncParaAPI, SyncParaVerifier, _LoopThread
+from ..api import ParaAPI
+from ..verifier import ParaVerifier
 from . import _fakes
 from ._keys import SUPPORTED_ALGORITHMS, SigningKey, sign_compact
 
@@ -297,6 +299,7 @@ class MockPara:
 
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self._thread_loop: _LoopThread | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -337,6 +340,28 @@ class MockPara:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def __enter__(self) -> Self:
+        """Start serving from a private event loop in a background thread.
+
+        For synchronous tests: ``with MockPara() as para:``; every method except
+        ``start``/``close`` is then usable from the test's thread.
+        """
+        if self._thread_loop is not None:
+            raise RuntimeError("this MockPara was already started")
+        self._thread_loop = _LoopThread("MockPara")
+        self._thread_loop.submit(self, self.start()).result()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop serving and stop the background thread."""
+        if self._thread_loop is not None:
+            self._thread_loop.release(self)
 
     def __repr__(self) -> str:
         # Never the secret key or private keys: reprs end up in test output and logs.
@@ -673,24 +698,35 @@ class MockPara:
 
     # --- clients wired to this mock ---------------------------------------------------------
 
-    # Both factories import their class when called and return Any: the testing
-    # kit must import (and type-check) without the verifier and API client, which
-    # a process that only runs a mock server never needs.
+    def verifier(self, **options: Any) -> ParaVerifier:
+        """A ``ParaVerifier`` for this mock's tokens.
 
-    def verifier(self, **options: Any) -> Any:
-        """A ``para_jwt.verifier.ParaVerifier`` for this mock's tokens.
+        Args:
+            **options: Passed to ``ParaVerifier``; ``clock`` defaults to this
+                mock's clock.
 
-        Bound to ``api_key_id`` and ``jwks_url``, and to this mock's clock unless
-        ``clock`` is among ``options``; other options are passed through.
+        Returns:
+            A verifier bound to ``api_key_id`` and ``jwks_url``; close it after use.
         """
         options.setdefault("clock", self._clock)
-        verifier_class = importlib.import_module("para_jwt.verifier").ParaVerifier
-        return verifier_class(self._api_key_id, jwks_url=self.jwks_url, **options)
+        return ParaVerifier(self._api_key_id, jwks_url=self.jwks_url, **options)
 
-    def api(self, **options: Any) -> Any:
-        """A ``para_jwt.api.ParaAPI`` client calling this mock with its secret key."""
-        api_class = importlib.import_module("para_jwt.api").ParaAPI
-        return api_class(self._secret_api_key, base_url=self.base_url, **options)
+    def api(self, **options: Any) -> ParaAPI:
+        """A ``ParaAPI`` client calling this mock with its secret key.
+
+        Args:
+            **options: Passed to ``ParaAPI``.
+        """
+        return ParaAPI(self._secret_api_key, base_url=self.base_url, **options)
+
+    def sync_verifier(self, **options: Any) -> SyncParaVerifier:
+        """A ``SyncParaVerifier`` for this mock's tokens, as ``verifier()`` makes one."""
+        options.setdefault("clock", self._clock)
+        return SyncParaVerifier(self._api_key_id, jwks_url=self.jwks_url, **options)
+
+    def sync_api(self, **options: Any) -> SyncParaAPI:
+        """A ``SyncParaAPI`` client calling this mock with its secret key."""
+        return SyncParaAPI(self._secret_api_key, base_url=self.base_url, **options)
 
     # --- fault injection -----------------------------------------------------------------
 

@@ -1,0 +1,418 @@
+"""Blocking facades for synchronous code: ``SyncParaVerifier`` and ``SyncParaAPI``.
+
+Verification is CPU work and runs in the caller's thread: a token-cache hit or a
+key already in the key set touches no other thread. Only I/O (fetching Para's
+keys, calling Para's API) runs on one private event loop in a daemon thread, the
+``_LoopThread`` every sync instance shares. It starts on first need and stops
+when the last instance using it closes, or at interpreter exit, after closing
+the instances' HTTP sessions on it (so nothing warns about unclosed sessions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import copy
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from types import TracebackType
+from typing import Any, NoReturn, Protocol, Self, TypeVar, Unpack
+
+from .api import ParaAPI, SessionInfo
+from .claims import ParaClaims
+from .environments import Environment
+from .errors import ConfigurationError, JWKSUnavailableError, ParaAPIError, ParaJWTError
+from .jwks import CacheOptions, JWKSCache, JWKSHealth, VerificationKey
+from .verifier import ParaVerifier, _scrubbed, _Unverified
+
+__all__ = ["SyncParaAPI", "SyncParaVerifier"]
+
+_T = TypeVar("_T")
+
+#: How long interpreter exit waits for the instances' sessions to close.
+_EXIT_TIMEOUT = 5.0
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread: a portal for coroutines from sync code.
+
+    ``acquire(owner)`` starts it if needed and registers ``owner``, whose async
+    ``close()`` runs on the loop at ``release(owner)`` or at interpreter exit;
+    the thread stops once no owner is left.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._owners: set[_Closable] = set()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The loop's thread while it runs."""
+        return self._thread
+
+    def acquire(self, owner: _Closable) -> asyncio.AbstractEventLoop:
+        """The running loop, started if needed, with ``owner`` registered on it."""
+        with self._lock:
+            if self._loop is None:
+                self._start()
+            assert self._loop is not None
+            self._owners.add(owner)
+            return self._loop
+
+    def _start(self) -> None:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, name=self._name, daemon=True)
+        thread.start()
+        ready.wait()
+        self._loop, self._thread = loop, thread
+        atexit.register(self._at_exit)
+
+    def submit(
+        self, owner: _Closable, coro: Coroutine[Any, Any, _T]
+    ) -> concurrent.futures.Future[_T]:
+        """Schedule ``coro`` on the loop for ``owner``; the caller waits on the future."""
+        loop = self.acquire(owner)
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise ConfigurationError(
+                "a synchronous para_jwt call was made from its own background loop "
+                "(e.g. from an on_event callback): use the async classes there"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, loop)
+
+    def release(self, owner: _Closable) -> None:
+        """Close ``owner`` on the loop; stop the loop if no owner is left."""
+        with self._lock:
+            loop = self._loop
+            if loop is None or owner not in self._owners:
+                return
+            self._owners.discard(owner)
+            stop = not self._owners
+        future = asyncio.run_coroutine_threadsafe(owner.close(), loop)
+        try:
+            future.result()
+        finally:
+            if stop:
+                self._stop_if_unused()
+
+    def _stop_if_unused(self) -> None:
+        with self._lock:
+            if self._owners or self._loop is None:
+                return
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        assert thread is not None
+        atexit.unregister(self._at_exit)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    def _at_exit(self) -> None:
+        with self._lock:
+            loop, owners = self._loop, list(self._owners)
+            self._owners.clear()
+        if loop is None:
+            return
+        for owner in owners:
+            future = asyncio.run_coroutine_threadsafe(owner.close(), loop)
+            try:
+                future.result(_EXIT_TIMEOUT)
+            except Exception:  # exit goes on whatever one close did
+                future.cancel()
+        self._stop_if_unused()
+
+
+#: The one background loop thread shared by every sync instance in the process.
+_PORTAL = _LoopThread("para_jwt-io")
+
+
+def _raise_copy(error: BaseException) -> NoReturn:
+    """Raise a copy of an error several threads may be raising at once.
+
+    Every waiter of a shared fetch gets the same exception object; raising one
+    object in many threads would tangle their tracebacks.
+    """
+    if isinstance(error, ParaJWTError):
+        raise _scrubbed(copy.copy(error))
+    raise error
+
+
+class SyncParaVerifier:
+    """A blocking ``ParaVerifier`` for synchronous code (Flask, Django, gunicorn sync workers).
+
+    Takes the arguments of ``ParaVerifier`` except ``session``, and raises the
+    same errors. One instance serves every thread of the process: create it once
+    at startup, share it, and close it on shutdown (or use ``with``); at
+    interpreter exit an instance still open is closed for you.
+
+    Verification runs in the calling thread. Only fetching Para's keys runs on a
+    private event loop in a background thread, started on first need; callers
+    needing the same key at once wait on one fetch.
+
+    Args:
+        api_key_id: Your API key's ID (a UUID), which Para puts in ``aud``.
+        **options: Every other ``ParaVerifier`` keyword argument
+            (``environment``, ``jwks_url``, ``jwks``, ``algorithms``, ``leeway``,
+            ``clock``, ``max_token_size``, ``token_cache_size``) and the key-cache
+            options of ``JWKSCache``; see those classes for each default.
+
+    Raises:
+        ConfigurationError: As ``ParaVerifier`` does.
+    """
+
+    def __init__(
+        self,
+        api_key_id: str,
+        *,
+        environment: Environment | str | None = None,
+        jwks_url: str | None = None,
+        jwks: Mapping[str, Any] | None = None,
+        algorithms: Sequence[str] = ("RS256",),
+        leeway: float = 0,
+        clock: Callable[[], float] = time.time,
+        max_token_size: int = 16 * 1024,
+        token_cache_size: int = 4096,
+        **cache_options: Unpack[CacheOptions],
+    ) -> None:
+        self._verifier = ParaVerifier(
+            api_key_id,
+            environment=environment,
+            jwks_url=jwks_url,
+            jwks=jwks,
+            algorithms=algorithms,
+            leeway=leeway,
+            clock=clock,
+            max_token_size=max_token_size,
+            token_cache_size=token_cache_size,
+            **cache_options,
+        )
+        self._fetches: dict[str, concurrent.futures.Future[VerificationKey]] = {}
+        # Reentrant: a future already done runs its callback at once, in this thread.
+        self._fetches_lock = threading.RLock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return "Sync" + repr(self._verifier)
+
+    @property
+    def api_key_id(self) -> str:
+        """The API key ID tokens must carry as ``aud``."""
+        return self._verifier.api_key_id
+
+    @property
+    def jwks(self) -> JWKSCache | None:
+        """The key cache (``None`` with pinned keys); its coroutines belong to the
+        background loop, so call only its synchronous methods."""
+        return self._verifier.jwks
+
+    def verify(self, token: str | bytes) -> ParaClaims:
+        """Verify a Para JWT and return its typed claims; blocks only to fetch keys.
+
+        Args:
+            token: The compact JWS, without the ``Bearer `` scheme.
+
+        Returns:
+            The token's claims, checked.
+
+        Raises:
+            InvalidTokenError: The token is bad (answer 401); a subclass names why.
+            JWKSError: Para's keys cannot be had right now (answer 503).
+        """
+        outcome: ParaClaims | _Unverified | None = None
+        try:
+            outcome = self._verifier._verify_locally(token)
+            if type(outcome) is ParaClaims:
+                return outcome
+            assert isinstance(outcome, _Unverified)
+            return self._verifier._complete(outcome, self._key(outcome.kid))
+        except ParaJWTError as exc:
+            error = exc
+        del token, outcome  # as in ParaVerifier.verify: no frame left holds the token
+        raise _scrubbed(error)
+
+    def _key(self, kid: str) -> VerificationKey:
+        """Fetch the key for ``kid`` on the background loop, one fetch per kid at a time."""
+        if self._closed:
+            raise JWKSUnavailableError("the verifier is closed")
+        cache = self._verifier.jwks
+        assert cache is not None  # pinned keys never need a fetch
+        with self._fetches_lock:
+            future = self._fetches.get(kid)
+            if future is None:
+                future = _PORTAL.submit(self._verifier, cache.get_key(kid))
+                self._fetches[kid] = future
+                future.add_done_callback(lambda done: self._fetch_finished(kid, done))
+        try:
+            return future.result()
+        except BaseException as exc:  # re-raised as a private copy
+            _raise_copy(exc)
+
+    def _fetch_finished(self, kid: str, future: concurrent.futures.Future[VerificationKey]) -> None:
+        with self._fetches_lock:
+            if self._fetches.get(kid) is future:
+                del self._fetches[kid]
+
+    def refresh(self) -> None:
+        """Fetch Para's keys now, e.g. at startup so the first request does not wait.
+
+        Raises:
+            JWKSUnavailableError: The fetch failed.
+        """
+        if self._verifier.jwks is not None:
+            self._run(self._verifier.refresh())
+
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        if self._closed:
+            coro.close()
+            raise JWKSUnavailableError("the verifier is closed")
+        future = _PORTAL.submit(self._verifier, coro)
+        try:
+            return future.result()
+        except BaseException as exc:  # re-raised as a private copy
+            _raise_copy(exc)
+
+    def health(self) -> JWKSHealth | None:
+        """The key cache's health snapshot (``None`` with pinned keys)."""
+        return self._verifier.health()
+
+    def close(self) -> None:
+        """Close the HTTP session on the background loop; stop it if no one else uses it.
+
+        Safe to call more than once. Token-cache hits still answer afterwards;
+        a key fetch raises ``JWKSUnavailableError``.
+        """
+        self._closed = True
+        _PORTAL.release(self._verifier)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SyncParaAPI:
+    """A blocking ``ParaAPI``: ``verify_session`` and ``verify_wallet`` for synchronous code.
+
+    Takes the arguments of ``ParaAPI`` except ``session`` and raises the same
+    errors. Every call runs on the background loop thread shared with
+    ``SyncParaVerifier``; share one instance across threads and close it on
+    shutdown (or use ``with``).
+
+    Args:
+        secret_api_key: Your secret API key, sent as ``x-external-api-key``.
+        **options: Every other ``ParaAPI`` keyword argument (``environment``,
+            ``base_url``, ``timeout``, ``retries``, ``backoff``,
+            ``max_response_size``); see ``ParaAPI`` for each default.
+
+    Raises:
+        ConfigurationError: As ``ParaAPI`` does.
+    """
+
+    def __init__(
+        self,
+        secret_api_key: str,
+        *,
+        environment: Environment | str | None = None,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        max_response_size: int = 64 * 1024,
+    ) -> None:
+        self._api = ParaAPI(
+            secret_api_key,
+            environment=environment,
+            base_url=base_url,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_response_size=max_response_size,
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return "Sync" + repr(self._api)
+
+    @property
+    def base_url(self) -> str:
+        """Where Para's API is called."""
+        return self._api.base_url
+
+    def verify_session(self, verification_token: str) -> SessionInfo:
+        """Ask Para whether a session is live; see ``ParaAPI.verify_session``.
+
+        Args:
+            verification_token: The token from the client's ``issueJwt``/session export.
+
+        Returns:
+            The session's user and login method.
+
+        Raises:
+            ParaAPIError: As ``ParaAPI.verify_session`` does.
+        """
+        call = self._api.verify_session(verification_token)
+        del verification_token  # no frame an error passes through holds it
+        return self._run(call)
+
+    def verify_wallet(self, address: str) -> str:
+        """The Para wallet ID for ``address``; see ``ParaAPI.verify_wallet``.
+
+        Args:
+            address: The wallet address.
+
+        Returns:
+            The wallet's ID.
+
+        Raises:
+            ParaAPIError: As ``ParaAPI.verify_wallet`` does.
+        """
+        return self._run(self._api.verify_wallet(address))
+
+    def _run(self, call: Coroutine[Any, Any, _T]) -> _T:
+        if self._closed:
+            call.close()
+            raise ParaAPIError("the API client is closed")
+        try:
+            return _PORTAL.submit(self._api, call).result()
+        except ParaJWTError as exc:
+            error = exc
+        raise _scrubbed(error)
+
+    def close(self) -> None:
+        """Close the HTTP session on the background loop. Safe to call more than once."""
+        self._closed = True
+        _PORTAL.release(self._api)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
