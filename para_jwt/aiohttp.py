@@ -13,23 +13,24 @@
         return web.json_response({"user": get_claims(request).user_id})
 
 The token is read from ``Authorization: Bearer <token>`` (or a ``token_getter``).
-Refusals follow RFC 6750 §3, with a JSON body ``{"error", "error_description"}``:
+Refusals follow RFC 6750 §3, with a JSON body ``{"error", "error_description"}``,
+byte for byte as in the other adapters:
 
 =========================================  ======  ==========================  ====================
 when                                       status  ``error``                   headers
 =========================================  ======  ==========================  ====================
-no token                                   401     ``missing_token``           ``WWW-Authenticate``
-Authorization not ``Bearer <one token>``   400     ``invalid_request``         ``WWW-Authenticate``
+no token, or another scheme (``Basic``)    401     ``missing_token``           ``WWW-Authenticate``
+``Authorization: Bearer`` malformed        400     ``invalid_request``         ``WWW-Authenticate``
 ``InvalidTokenError`` (expired, ...)       401     ``invalid_token``           ``WWW-Authenticate``
 a route requirement not met                403     ``insufficient_scope``      ``WWW-Authenticate``
 ``JWKSError``: Para's keys unreachable     503     ``temporarily_unavailable`` ``Retry-After``
 =========================================  ======  ==========================  ====================
 
 ``para_session_required`` answers the same way for its verification token (scheme
-``ParaVerificationToken``), and 500 / 502 / 503 when Para refuses our secret key,
-answers unexpectedly, or is down. Each refusal is logged as one line on the
-``para_jwt.aiohttp`` logger. A token, a verification token or a secret key never
-appears in an answer or a log record.
+``ParaVerificationToken``), 413 for a JSON body over its ``max_body_size``, and
+500 / 502 / 503 when Para refuses our secret key, answers unexpectedly, or is down.
+Each refusal is logged as one line on the ``para_jwt.aiohttp`` logger. A token, a
+verification token or a secret key never appears in an answer or a log record.
 
 Not re-exported from ``para_jwt``: the core does not import ``aiohttp.web``.
 """
@@ -37,35 +38,43 @@ Not re-exported from ``para_jwt``: the core does not import ``aiohttp.web``.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import inspect
-import json
 import logging
-import math
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, Protocol, Self, TypeVar, overload
-from urllib.parse import quote
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar, overload
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ._http import (
+    DEFAULT_MAX_BODY_SIZE,
+    VERIFICATION_TOKEN_HEADER,
+    Absent,
+    Gate,
+    Paths,
+    Refused,
+    Rejection,
+    RejectionError,
+    Requirements,
+    check_callable,
+    check_max_body_size,
+    check_realm,
+    check_session,
+    is_json,
+    log_rejection,
+    read_capped,
+    refuse_unknown,
+    too_large,
+    verification_token_body,
+    verification_token_header,
+    verify_bearer,
+    verify_token,
+)
 from .api import ParaAPI, SessionInfo
 from .claims import AuthType, ParaClaims, WalletType
-from .errors import (
-    ConfigurationError,
-    InvalidTokenError,
-    InvalidVerificationTokenError,
-    JWKSError,
-    MalformedTokenError,
-    ParaAPIError,
-    ParaAuthenticationError,
-    ParaJWTError,
-    ParaUnavailableError,
-    SessionExpiredError,
-)
+from .errors import ConfigurationError
 from .verifier import ParaVerifier
 
 __all__ = [
@@ -98,9 +107,7 @@ TokenGetter = Callable[[web.Request], str | Awaitable[str | None] | None]
 
 #: Turns a rejection into the exception aiohttp answers with (sync or async). The
 #: default is ``default_error_handler``; see ``setup(error_handler=...)``.
-ErrorHandler = Callable[
-    [web.Request, "Rejection"], web.HTTPException | Awaitable[web.HTTPException]
-]
+ErrorHandler = Callable[[web.Request, Rejection], web.HTTPException | Awaitable[web.HTTPException]]
 
 # --- typed storage ------------------------------------------------------------------
 
@@ -128,40 +135,10 @@ else:  # pragma: no cover - aiohttp < 3.14
 # --- rejections ---------------------------------------------------------------------
 
 
-#: The ``error`` member of a rejection's JSON body. RFC 6750 §3.1 gives a request
-#: without credentials no code: ``missing_token`` names that case. RFC 6749
-#: §4.1.2.1 gives ``temporarily_unavailable`` and ``server_error``.
-RejectionError = Literal[
-    "missing_token",
-    "invalid_request",
-    "invalid_token",
-    "insufficient_scope",
-    "temporarily_unavailable",
-    "server_error",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a request was refused, handed to the ``error_handler``.
-
-    Nothing in it comes from the request: ``description`` is one of this module's
-    fixed sentences, so it is safe to show to the caller.
-    """
-
-    #: The HTTP status: 400, 401, 403, 500, 502 or 503.
-    status: int
-    #: The JSON body's ``error``: see ``RejectionError``.
-    error: RejectionError
-    #: One short sentence for the caller, e.g. "The token has expired".
-    description: str
-    #: A short stable code for logs and handlers: ``InvalidTokenError.reason``
-    #: (``expired``, ``invalid_signature``...), ``no_token``, ``auth_type``...
-    reason: str
-    #: Headers the response must carry: ``WWW-Authenticate``, ``Retry-After``.
-    headers: Mapping[str, str] = field(default_factory=dict)
-    #: The para_jwt exception behind it, if any (its message holds no secret).
-    cause: ParaJWTError | None = field(default=None, repr=False)
+class _PayloadTooLarge(web.HTTPClientError):
+    # web.HTTPRequestEntityTooLarge wants the body's actual size, which a capped
+    # read never learns.
+    status_code = 413
 
 
 # aiohttp's exception class for each status a Rejection can have.
@@ -169,6 +146,7 @@ _HTTP_EXCEPTIONS: Final[Mapping[int, type[web.HTTPException]]] = {
     400: web.HTTPBadRequest,
     401: web.HTTPUnauthorized,
     403: web.HTTPForbidden,
+    413: _PayloadTooLarge,
     500: web.HTTPInternalServerError,
     502: web.HTTPBadGateway,
     503: web.HTTPServiceUnavailable,
@@ -176,43 +154,21 @@ _HTTP_EXCEPTIONS: Final[Mapping[int, type[web.HTTPException]]] = {
 
 
 def default_error_handler(request: web.Request, rejection: Rejection) -> web.HTTPException:
-    """The JSON answer: ``{"error": ..., "error_description": ...}`` with the
-    rejection's status and headers. Call it from your own handler to keep it for
-    some routes."""
-    body = {"error": rejection.error, "error_description": rejection.description}
+    """The JSON answer every para_jwt adapter gives.
+
+    Call it from your own handler to keep it for some routes.
+
+    Args:
+        request: The refused request.
+        rejection: Why it is refused.
+
+    Returns:
+        ``{"error": ..., "error_description": ...}`` with the rejection's status
+        and headers.
+    """
     return _HTTP_EXCEPTIONS[rejection.status](
-        text=json.dumps(body), content_type="application/json", headers=rejection.headers
+        text=rejection.body.decode(), content_type="application/json", headers=rejection.headers
     )
-
-
-# Short sentences for InvalidTokenError.reason. Fixed text, never the exception's
-# message: that names claims and keys, which only the server's logs need.
-_INVALID_TOKEN_DESCRIPTIONS: Final[Mapping[str, str]] = {
-    "malformed": "The token is malformed",
-    "unsupported_algorithm": "The token's signing algorithm is not accepted",
-    "unknown_key": "The token was signed with an unknown key",
-    "invalid_signature": "The token's signature is invalid",
-    "expired": "The token has expired",
-    "not_yet_valid": "The token is not valid yet",
-    "invalid_audience": "The token was issued for another application",
-    "invalid_claims": "The token's claims are invalid",
-}
-
-# RFC 6750 §3: a b64token after "Bearer" and one or more spaces.
-# RFC 6750 §2.1's b64token. Matched case-sensitively on the token alone: with
-# re.IGNORECASE over the whole header it cost 9 µs a request on a Para token.
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-# A Retry-After when the error does not know when to retry: long enough not to
-# hammer a recovering Para, short enough that users barely notice.
-_DEFAULT_RETRY_AFTER: Final = 5
-# Not RFC 6750's Bearer: a verification token is sent in its own header.
-_SESSION_SCHEME: Final = "ParaVerificationToken"
-_VERIFICATION_TOKEN_HEADER: Final = "X-Para-Verification-Token"  # noqa: S105
-
-
-# Rejections are the caller's business (INFO), except those that are ours: a 500
-# (our configuration is wrong: someone must act) and a 502 (Para misbehaves).
-_LOG_LEVELS: Final[Mapping[int, int]] = {500: logging.ERROR, 502: logging.WARNING}
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,70 +177,20 @@ class _Config:
     # every request.config_dict access rebuilds the chain of (sub-)apps.
     verifier: ParaVerifier | None
     api: ParaAPI | None
-    realm: str
+    gate: Gate
     token_getter: TokenGetter | None
     error_handler: ErrorHandler
 
-    def refuse(
-        self,
-        status: int,
-        error: RejectionError,
-        description: str,
-        reason: str,
-        cause: ParaJWTError | None = None,
-        *,
-        scheme: str = "Bearer",
-    ) -> Rejection:
-        """A rejection that challenges the caller (``WWW-Authenticate``, RFC 6750 §3)."""
-        challenge = f'{scheme} realm="{self.realm}"'
-        # Without credentials, no error code (§3.1): there was nothing to judge.
-        if error != "missing_token":
-            challenge += f', error="{error}", error_description="{description}"'
-        return Rejection(
-            status, error, description, reason, {"WWW-Authenticate": challenge}, cause
-        )
-
     async def reject(self, request: web.Request, rejection: Rejection) -> web.HTTPException:
         """Log the rejection and return the exception to raise for it."""
-        # One line, never the token. The path without the query string, which may
-        # hold secrets; raw (percent-encoded), so a decoded newline cannot forge lines.
-        logger.log(
-            _LOG_LEVELS.get(rejection.status, logging.INFO),
-            "%s %s: %d %s (%s)",
-            request.method,
-            request.rel_url.raw_path,
-            rejection.status,
-            rejection.error,
-            rejection.reason,
-        )
+        log_rejection(logger, request.method, request.rel_url.raw_path, rejection)
         answer = self.error_handler(request, rejection)
         if inspect.isawaitable(answer):
             answer = await answer
         return answer
 
-    def token_rejection(self, exc: InvalidTokenError | JWKSError) -> Rejection:
-        if isinstance(exc, JWKSError):
-            return _unavailable(exc.retry_after, "jwks_unavailable", exc)
-        description = _INVALID_TOKEN_DESCRIPTIONS.get(exc.reason, "The token is invalid")
-        return self.refuse(401, "invalid_token", description, exc.reason, exc)
-
 
 _CONFIG_KEY: Final = web.AppKey("para_jwt.aiohttp_config", _Config)
-
-
-def _unavailable(retry_after: float | None, reason: str, cause: ParaJWTError) -> Rejection:
-    # Para's fault, not the caller's: no WWW-Authenticate, which would blame the token.
-    seconds = _DEFAULT_RETRY_AFTER
-    if retry_after is not None and math.isfinite(retry_after):
-        seconds = max(1, math.ceil(retry_after))
-    return Rejection(
-        503,
-        "temporarily_unavailable",
-        "Para is unavailable; try again later",
-        reason,
-        {"Retry-After": str(seconds)},
-        cause,
-    )
 
 
 # --- setup --------------------------------------------------------------------------
@@ -340,12 +246,9 @@ def setup(
         raise ConfigurationError("pass either api=ParaAPI(...) or secret_api_key=..., not both")
     if api_options is not None and secret_api_key is None:
         raise ConfigurationError("api_options only apply with secret_api_key=...")
-    if not isinstance(realm, str) or not re.fullmatch(r"[ !#-\[\]-~]+", realm):
-        raise ConfigurationError(
-            "realm must be a non-empty string of printable ASCII without '\"' or '\\'"
-        )
-    _check_callable("token_getter", token_getter)
-    _check_callable("error_handler", error_handler)
+    gate = Gate(check_realm(realm))
+    check_callable("token_getter", token_getter)
+    check_callable("error_handler", error_handler)
 
     owned: list[ParaVerifier | ParaAPI] = []
     if verifier is None and verifier_options:
@@ -369,7 +272,7 @@ def setup(
     if api is not None:
         app[API_CLIENT_KEY] = api
     app[_CONFIG_KEY] = _Config(
-        verifier, api, realm, token_getter, error_handler or default_error_handler
+        verifier, api, gate, token_getter, error_handler or default_error_handler
     )
     if owned:
 
@@ -381,11 +284,6 @@ def setup(
                 yield
 
         app.cleanup_ctx.append(close_owned)
-
-
-def _check_callable(name: str, value: object) -> None:
-    if value is not None and not callable(value):
-        raise ConfigurationError(f"{name} must be callable, not {type(value).__name__}")
 
 
 def _config(request: web.Request, user: str) -> _Config:
@@ -446,128 +344,7 @@ def get_session(request: web.Request) -> SessionInfo:
     return request[SESSION_KEY]
 
 
-# --- options ------------------------------------------------------------------------
-
-_E = TypeVar("_E", AuthType, WalletType)
-
-
-@dataclass(frozen=True, slots=True)
-class _Requirements:
-    # Only Para-custodied wallets (claims.wallets) count: connected wallets are not
-    # proof of custody.
-    auth_types: frozenset[AuthType] | None = None
-    wallet_types: frozenset[WalletType] | None = None
-    require_wallet: bool = False
-
-    @classmethod
-    def build(cls, auth_types: object, wallet_types: object, require_wallet: bool) -> Self:
-        if type(require_wallet) is not bool:
-            raise ConfigurationError(
-                f"require_wallet must be True or False, not {type(require_wallet).__name__}"
-            )
-        return cls(
-            _members("auth_types", auth_types, AuthType),
-            _members("wallet_types", wallet_types, WalletType),
-            require_wallet,
-        )
-
-    def unmet(self, claims: ParaClaims) -> tuple[str, str] | None:
-        """(reason, description) of the first requirement ``claims`` fail, or None."""
-        if self.auth_types is not None and claims.auth_type not in self.auth_types:
-            names = " or ".join(sorted(self.auth_types))
-            return "auth_type", f"This route requires signing in with {names}"
-        if self.wallet_types is not None and not any(
-            wallet.type in self.wallet_types for wallet in claims.wallets
-        ):
-            names = " or ".join(sorted(self.wallet_types))
-            return "wallet_type", f"This route requires a Para {names} wallet"
-        if self.require_wallet and not claims.wallets:
-            return "no_wallet", "This route requires a Para wallet"
-        return None
-
-
-def _members(option: str, values: object, enum: type[_E]) -> frozenset[_E] | None:
-    if values is None:
-        return None
-    known = ", ".join(member.value for member in enum)
-    # A lone string is iterable too: {"e", "m", "a", "i", "l"} would lock everyone out.
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise ConfigurationError(
-            f"{option} must be a collection of strings such as {{{next(iter(enum)).value!r}}}, "
-            f"not {type(values).__name__}"
-        )
-    members: set[_E] = set()
-    for value in values:
-        member = enum(value) if isinstance(value, str) else None
-        # The enums keep values they do not know (Para adds some); a route
-        # requirement with one is far more likely a typo that would refuse everyone.
-        if member is None or not member.is_known:
-            raise ConfigurationError(f"{option}: {value!r} is not one of {known}")
-        members.add(member)
-    if not members:
-        raise ConfigurationError(f"{option} is empty, so nobody could pass: leave it out instead")
-    return frozenset(members)
-
-
-def _refuse_unknown(user: str, unknown: Mapping[str, object], known: tuple[str, ...]) -> None:
-    # Python would raise TypeError; this also says which option was meant.
-    if unknown:
-        name = next(iter(unknown))
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(known)}"
-        raise ConfigurationError(f"{user}() got an unknown option {name!r}: {hint}")
-
-
-class _Paths:
-    """``exact`` and ``prefix*`` path patterns, matched against the raw request path.
-
-    The raw (still percent-encoded) path is what a client sent, so a pattern only
-    matches the requests it spells out; an encoded variant (``/a%2Fb`` for
-    ``/a/*``), which the router may resolve differently, is *not* matched and so
-    stays protected.
-    """
-
-    def __init__(self, option: str, patterns: object) -> None:
-        if isinstance(patterns, str | bytes) or not isinstance(patterns, Iterable):
-            raise ConfigurationError(
-                f"{option} must be a list of paths such as ['/health', '/public/*'], "
-                f"not {type(patterns).__name__}"
-            )
-        exact: set[str] = set()
-        prefixes: list[str] = []
-        for pattern in patterns:
-            if (
-                not isinstance(pattern, str)
-                or not pattern.startswith("/")
-                or "*" in pattern[:-1]
-                or "?" in pattern
-            ):
-                raise ConfigurationError(
-                    f"{option}: {pattern!r} is not a path pattern: use an exact path "
-                    "('/health') or a prefix ending in '*' ('/public/*'), without a query"
-                )
-            if pattern.endswith("*"):
-                prefixes.append(_quote_path(pattern[:-1]))
-            else:
-                exact.add(_quote_path(pattern))
-        self._exact = frozenset(exact)
-        self._prefixes = tuple(prefixes)
-
-    def __call__(self, request: web.Request) -> bool:
-        path = request.rel_url.raw_path
-        return path in self._exact or path.startswith(self._prefixes)
-
-
-def _quote_path(path: str) -> str:
-    # As a client encodes it: RFC 3986 pchar and '/' stay, the rest is %-encoded.
-    return quote(path, safe="/:@!$&'()*+,;=-._~")
-
-
 # --- authentication -----------------------------------------------------------------
-
-
-class _MalformedAuthorization(Exception):
-    pass
 
 
 async def _token(request: web.Request, token_getter: TokenGetter) -> str | None:
@@ -579,34 +356,14 @@ async def _token(request: web.Request, token_getter: TokenGetter) -> str | None:
     return token or None
 
 
-def _bearer_token(request: web.Request) -> str | None:
-    headers = request.headers.getall("Authorization", [])
-    if not headers:
-        return None
-    # Two Authorization headers: which one did a proxy in front of us look at?
-    scheme, _, token = headers[0].partition(" ") if len(headers) == 1 else ("", "", "")
-    token = token.lstrip(" ")
-    # RFC 6750 §2.1: "Bearer" 1*SP b64token, the scheme in any case. The b64token
-    # characters are checked only if verification fails (_verify): a token that
-    # verifies is a compact JWS, made of them alone, and the check costs ~1.4 µs.
-    if scheme.lower() != "bearer" or not token or " " in token:
-        raise _MalformedAuthorization
-    return token
-
-
-def _malformed_header(config: _Config) -> Rejection:
-    return config.refuse(
-        400,
-        "invalid_request",
-        "The Authorization header must be 'Bearer <token>'",
-        "malformed_header",
-    )
-
-
 async def _verify(
-    request: web.Request, config: _Config, user: str, token_getter: TokenGetter | None
+    request: web.Request,
+    config: _Config,
+    user: str,
+    token_getter: TokenGetter | None,
+    optional: bool,
 ) -> ParaClaims | None:
-    """The claims of the request's token, ``None`` if it has none, or raise the rejection."""
+    """The claims of the request's token, ``None`` if it has none, or raise ``Refused``."""
     verifier = config.verifier
     if verifier is None:
         raise ConfigurationError(
@@ -614,57 +371,39 @@ async def _verify(
             "setup(app, api_key_id=..., environment=...) or setup(app, ParaVerifier(...))"
         )
     token_getter = token_getter or config.token_getter
-    try:
-        if token_getter is None:
-            token = _bearer_token(request)
-        else:
-            token = await _token(request, token_getter)
-    except _MalformedAuthorization:
-        raise await config.reject(request, _malformed_header(config)) from None
+    if token_getter is None:
+        values = request.headers.getall("Authorization", ())
+        return await verify_bearer(config.gate, verifier, values, optional=optional)
+    token = await _token(request, token_getter)
     if token is None:
-        return None
-    try:
-        return await verifier.verify(token)
-    except (InvalidTokenError, JWKSError) as exc:
-        if (
-            token_getter is None
-            and isinstance(exc, MalformedTokenError)
-            and _B64TOKEN.fullmatch(token) is None
-        ):
-            rejection = _malformed_header(config)
-        else:
-            rejection = config.token_rejection(exc)
-        raise await config.reject(request, rejection) from None
+        if optional:
+            return None
+        raise Refused(config.gate.absent(Absent.NO_HEADER))
+    return await verify_token(config.gate, verifier, token, from_header=False)
 
 
 async def _authenticate(
     request: web.Request,
     *,
     user: str,
-    requirements: _Requirements,
+    requirements: Requirements,
     token_getter: TokenGetter | None,
     optional: bool,
 ) -> None:
     """Store the request's verified claims (``CLAIMS_KEY``) or raise the rejection."""
     config = _config(request, user)
-    # The middleware may have verified the token already; a decorator on the same
-    # route then only adds its requirements.
-    claims: ParaClaims | None = request.get(CLAIMS_KEY)
-    if claims is None:
-        claims = await _verify(request, config, user, token_getter)
-    if claims is None:
-        if optional:
+    try:
+        # The middleware may have verified the token already; a decorator on the
+        # same route then only adds its requirements.
+        claims: ParaClaims | None = request.get(CLAIMS_KEY)
+        if claims is None:
+            claims = await _verify(request, config, user, token_getter, optional)
+        if claims is None:
             request[_ANONYMOUS_KEY] = True
             return
-        rejection = config.refuse(
-            401, "missing_token", "This route requires a Para token", "no_token"
-        )
-        raise await config.reject(request, rejection)
-    unmet = requirements.unmet(claims)
-    if unmet is not None:
-        reason, description = unmet
-        rejection = config.refuse(403, "insufficient_scope", description, reason)
-        raise await config.reject(request, rejection)
+        requirements.enforce(config.gate, claims)
+    except Refused as refused:
+        raise await config.reject(request, refused.rejection) from None
     request[CLAIMS_KEY] = claims
 
 
@@ -730,29 +469,39 @@ def para_required(
     handler: Any = None,
     /,
     *,
-    # Accept only users who signed in this way, e.g. {"email", "phone"}. Unknown
-    # values are refused here: a typo would otherwise refuse everyone. Default None:
-    # any way.
     auth_types: Iterable[AuthType | str] | None = None,
-    # Accept only users with a Para-custodied wallet of one of these chains, e.g.
-    # {"EVM"}. Connected (external) wallets are not proof of custody, so they do
-    # not count. Default None: any chain, or none.
     wallet_types: Iterable[WalletType | str] | None = None,
-    # Accept only users with at least one Para-custodied wallet. Default False.
     require_wallet: bool = False,
-    # This route's token source, instead of setup()'s. Default None: setup()'s.
     token_getter: TokenGetter | None = None,
     **unknown: object,
 ) -> Any:
     """Refuse requests without a valid Para token; ``get_claims(request)`` in the handler.
 
     Bare (``@para_required``) or with options (``@para_required(auth_types={"email"})``);
-    on function handlers and on ``web.View`` methods. Options are checked here, at
-    decoration time (``ConfigurationError``). The refusals are in the module docstring.
+    on function handlers and on ``web.View`` methods. The refusals are in the
+    module docstring.
+
+    Args:
+        handler: The handler, when used bare.
+        auth_types: Accept only users who signed in this way, e.g.
+            ``{"email", "phone"}``. Default ``None``: any way.
+        wallet_types: Accept only users with a Para-custodied wallet of one of these
+            chains, e.g. ``{"EVM"}``. Connected (external) wallets are not proof of
+            custody, so they do not count. Default ``None``: any chain, or none.
+        require_wallet: Accept only users with at least one Para-custodied wallet.
+        token_getter: This route's token source, instead of ``setup()``'s.
+        **unknown: Refused, with the nearest option's name.
+
+    Returns:
+        The guarded handler, or a decorator when called with options.
+
+    Raises:
+        ConfigurationError: At decoration time, for an unknown option or value (a
+            typo in ``auth_types`` would otherwise refuse everyone).
     """
-    _refuse_unknown("para_required", unknown, _REQUIRED_OPTIONS)
-    requirements = _Requirements.build(auth_types, wallet_types, require_wallet)
-    _check_callable("token_getter", token_getter)
+    refuse_unknown("para_required", unknown, _REQUIRED_OPTIONS)
+    requirements = Requirements.build(auth_types, wallet_types, require_wallet)
+    check_callable("token_getter", token_getter)
 
     check = functools.partial(
         _authenticate,
@@ -776,21 +525,12 @@ def para_required(
 
 def para_middleware(
     *,
-    # Paths served without authentication: exact ("/health") or prefixes ending in
-    # "*" ("/public/*"), matched against the path as sent. Default: none.
     exclude: Iterable[str] = (),
-    # The same, decided per request: return True to let the request through
-    # without authentication (e.g. CORS preflights). Default None.
     exclude_if: Callable[[web.Request], bool] | None = None,
-    # Paths (same patterns) open to anonymous users, with claims when a valid token
-    # is sent: get_claims_or_none(request). A token that is sent but invalid is
-    # still refused. Default: none.
     optional: Iterable[str] = (),
-    # Requirements on every authenticated request, as for para_required.
     auth_types: Iterable[AuthType | str] | None = None,
     wallet_types: Iterable[WalletType | str] | None = None,
     require_wallet: bool = False,
-    # Token source instead of setup()'s. Default None: setup()'s.
     token_getter: TokenGetter | None = None,
 ) -> Middleware:
     """``para_required`` for every route of the app, except the excluded ones.
@@ -798,18 +538,37 @@ def para_middleware(
     ``web.Application(middlewares=[para_middleware(exclude=["/health"])])``. A
     handler may still carry ``@para_required(...)`` to add requirements; the
     token is verified once.
+
+    Args:
+        exclude: Paths served without authentication: exact (``"/health"``) or
+            prefixes ending in ``*`` (``"/public/*"``), matched against the path as
+            sent (percent-encoded). Default: none.
+        exclude_if: The same, decided per request: return ``True`` to let the
+            request through without authentication (e.g. CORS preflights).
+        optional: Paths (same patterns) open to anonymous users, with claims when a
+            valid token is sent: ``get_claims_or_none(request)``. A token that is
+            sent but invalid is still refused. Default: none.
+        auth_types: As for ``para_required``, on every authenticated request.
+        wallet_types: As for ``para_required``.
+        require_wallet: As for ``para_required``.
+        token_getter: Token source instead of ``setup()``'s.
+
+    Returns:
+        The middleware.
+
+    Raises:
+        ConfigurationError: For a bad pattern or option.
     """
-    excluded = _Paths("exclude", exclude)
-    anonymous_allowed = _Paths("optional", optional)
-    _check_callable("exclude_if", exclude_if)
-    requirements = _Requirements.build(auth_types, wallet_types, require_wallet)
-    _check_callable("token_getter", token_getter)
+    excluded = Paths("exclude", exclude)
+    anonymous_allowed = Paths("optional", optional)
+    check_callable("exclude_if", exclude_if)
+    requirements = Requirements.build(auth_types, wallet_types, require_wallet)
+    check_callable("token_getter", token_getter)
 
     @web.middleware
-    async def para_authentication(
-        request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
-        if excluded(request) or (exclude_if is not None and exclude_if(request)):
+    async def para_authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        if excluded(path) or (exclude_if is not None and exclude_if(request)):
             return await handler(request)
         # In optional mode a token that is present but invalid is still a 401, not
         # an anonymous request: the client believes it is signed in, and serving it
@@ -820,7 +579,7 @@ def para_middleware(
             user="para_middleware",
             requirements=requirements,
             token_getter=token_getter,
-            optional=anonymous_allowed(request),
+            optional=anonymous_allowed(path),
         )
         return await handler(request)
 
@@ -833,82 +592,17 @@ def para_middleware(
 async def _verification_token(
     request: web.Request, config: _Config, max_body_size: int
 ) -> str | None:
-    """From the header, else a JSON body's ``verificationToken``; 400 if unreadable."""
-    headers = request.headers.getall(_VERIFICATION_TOKEN_HEADER, [])
-    if len(headers) > 1:
-        raise await _bad_session_request(request, config, f"Send one {_VERIFICATION_TOKEN_HEADER}")
-    if headers:
-        return headers[0] or None
-    content_type = request.content_type
-    if not request.body_exists or not (
-        content_type == "application/json" or content_type.endswith("+json")
-    ):
-        return None
-    too_large = f"The request body is larger than {max_body_size} bytes"
+    """From the header, else a JSON body's ``verificationToken``."""
+    values = request.headers.getall(VERIFICATION_TOKEN_HEADER, ())
+    if values or not request.body_exists or not is_json(request.content_type):
+        return verification_token_header(config.gate, values)
     if request.content_length is not None and request.content_length > max_body_size:
-        raise await _bad_session_request(request, config, too_large)
-    # read() keeps the body, so the handler can still read it.
-    body = await request.read()
-    if len(body) > max_body_size:
-        raise await _bad_session_request(request, config, too_large)
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        # Raised below, outside this block: the decoder's error holds the body,
-        # verification token included.
-        document = _NOT_JSON
-    if document is _NOT_JSON:
-        raise await _bad_session_request(request, config, "The body is not valid JSON")
-    token = document.get("verificationToken") if isinstance(document, dict) else None
-    if token is not None and not isinstance(token, str):
-        raise await _bad_session_request(request, config, "verificationToken must be a string")
-    return token or None
-
-
-_NOT_JSON: Final = object()
-
-
-async def _bad_session_request(
-    request: web.Request, config: _Config, description: str, cause: ParaJWTError | None = None
-) -> web.HTTPException:
-    rejection = config.refuse(
-        400,
-        "invalid_request",
-        description,
-        "bad_verification_request",
-        cause,
-        scheme=_SESSION_SCHEME,
-    )
-    return await config.reject(request, rejection)
-
-
-def _session_rejection(config: _Config, exc: ParaAPIError) -> Rejection:
-    if isinstance(exc, SessionExpiredError):
-        return config.refuse(
-            401,
-            "invalid_token",
-            "The session has expired or the verification token is invalid",
-            "session_expired",
-            exc,
-            scheme=_SESSION_SCHEME,
-        )
-    if isinstance(exc, ParaUnavailableError):
-        return _unavailable(None, "para_unavailable", exc)
-    if isinstance(exc, ParaAuthenticationError):
-        # Our configuration's fault, not Para's or the caller's: 500, logged at
-        # ERROR. The caller is not told why; the reason names what to fix.
-        return Rejection(
-            500,
-            "server_error",
-            "The server could not check the session",
-            "para_refused_our_secret_api_key",
-            {},
-            exc,
-        )
-    # Para answered, but not as documented: a bad gateway.
-    return Rejection(
-        502, "server_error", "Para answered unexpectedly", "para_api_error", {}, exc
-    )
+        raise Refused(too_large(max_body_size))
+    # Chunk by chunk, so that a chunked body stops at the cap, unlike request.read().
+    body = await read_capped(request.content.iter_any(), max_body_size)
+    # Where request.read() keeps the body it read, so the handler can still read it.
+    request._read_bytes = body
+    return verification_token_body(config.gate, body)
 
 
 async def _check_session(request: web.Request, max_body_size: int) -> None:
@@ -919,25 +613,11 @@ async def _check_session(request: web.Request, max_body_size: int) -> None:
             "para_session_required needs a ParaAPI, but para_jwt.aiohttp.setup() was given "
             "none: pass secret_api_key=... (or api=ParaAPI(...)) to setup()"
         )
-    token = await _verification_token(request, config, max_body_size)
-    if token is None:
-        description = (
-            f"This route requires a Para verification token ({_VERIFICATION_TOKEN_HEADER} "
-            "header or 'verificationToken' in a JSON body)"
-        )
-        rejection = config.refuse(
-            401, "missing_token", description, "no_verification_token", scheme=_SESSION_SCHEME
-        )
-        raise await config.reject(request, rejection)
     try:
-        session = await api.verify_session(token)
-    except InvalidVerificationTokenError as exc:
-        raise await _bad_session_request(
-            request, config, "This is not a Para verification token", exc
-        ) from None
-    except ParaAPIError as exc:
-        raise await config.reject(request, _session_rejection(config, exc)) from None
-    request[SESSION_KEY] = session
+        token = await _verification_token(request, config, max_body_size)
+        request[SESSION_KEY] = await check_session(config.gate, api, token)
+    except Refused as refused:
+        raise await config.reject(request, refused.rejection) from None
 
 
 @overload
@@ -954,10 +634,7 @@ def para_session_required(
     handler: Any = None,
     /,
     *,
-    # A JSON body is read (to find verificationToken) only up to this size; larger
-    # ones are refused (400). 64 KiB: far above a login request, far below what
-    # would make parsing costly.
-    max_body_size: object = 64 * 1024,
+    max_body_size: object = DEFAULT_MAX_BODY_SIZE,
     **unknown: object,
 ) -> Any:
     """Ask Para whether the request's verification token is an active session.
@@ -965,11 +642,23 @@ def para_session_required(
     The token is read from the ``X-Para-Verification-Token`` header or, for a JSON
     request, the body's ``verificationToken``; ``get_session(request)`` returns
     Para's ``SessionInfo``. Needs ``setup(app, secret_api_key=...)`` (or ``api=``).
+
+    Args:
+        handler: The handler, when used bare.
+        max_body_size: A JSON body is read (to find ``verificationToken``) only up to
+            this many bytes, chunk by chunk: a larger one, chunked or not, is
+            refused with 413 as soon as it passes the cap. Default 64 KiB: far above
+            a login request, far below what would make parsing costly.
+        **unknown: Refused, with the nearest option's name.
+
+    Returns:
+        The guarded handler, or a decorator when called with options.
+
+    Raises:
+        ConfigurationError: For an unknown option or a bad ``max_body_size``.
     """
-    _refuse_unknown("para_session_required", unknown, ("max_body_size",))
-    if type(max_body_size) is not int or max_body_size < 1:
-        raise ConfigurationError("max_body_size must be a positive integer (bytes)")
-    limit = max_body_size
+    refuse_unknown("para_session_required", unknown, ("max_body_size",))
+    limit = check_max_body_size(max_body_size)
 
     async def check(request: web.Request) -> None:
         await _check_session(request, limit)

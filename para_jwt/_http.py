@@ -1,0 +1,620 @@
+"""What every web framework adapter shares: credentials, requirements, refusals.
+
+The adapters (``para_jwt.aiohttp``, ``para_jwt.starlette``, ``para_jwt.fastapi``)
+only move bytes between their framework and this module, so that every one of them
+refuses a request with the same status, headers and body:
+
+=========================================  ======  ==========================  ====================
+when                                       status  ``error``                   headers
+=========================================  ======  ==========================  ====================
+no ``Authorization``, or another scheme    401     ``missing_token``           ``WWW-Authenticate``
+(``Basic``...)                                                                 (no error code)
+``Authorization: Bearer`` malformed        400     ``invalid_request``         ``WWW-Authenticate``
+``InvalidTokenError`` (expired, ...)       401     ``invalid_token``           ``WWW-Authenticate``
+a route requirement not met                403     ``insufficient_scope``      ``WWW-Authenticate``
+``JWKSError``: Para's keys unreachable     503     ``temporarily_unavailable`` ``Retry-After``
+=========================================  ======  ==========================  ====================
+
+The body is ``{"error": ..., "error_description": ...}`` (RFC 6750 §3). Nothing in a
+refusal comes from the request: descriptions are this module's fixed sentences.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import math
+import re
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final, Literal, Self, TypeVar
+from urllib.parse import quote
+
+from .api import ParaAPI, SessionInfo
+from .claims import AuthType, ParaClaims, WalletType
+from .errors import (
+    ConfigurationError,
+    InvalidTokenError,
+    InvalidVerificationTokenError,
+    JWKSError,
+    MalformedTokenError,
+    ParaAPIError,
+    ParaAuthenticationError,
+    ParaJWTError,
+    ParaUnavailableError,
+    SessionExpiredError,
+)
+from .verifier import ParaVerifier
+
+#: The ``error`` member of a refusal's JSON body. RFC 6750 §3.1 gives a request
+#: without credentials no code: ``missing_token`` names that case. RFC 6749
+#: §4.1.2.1 gives ``temporarily_unavailable`` and ``server_error``.
+RejectionError = Literal[
+    "missing_token",
+    "invalid_request",
+    "invalid_token",
+    "insufficient_scope",
+    "temporarily_unavailable",
+    "server_error",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a request was refused, and the answer every adapter gives for it.
+
+    Attributes:
+        status: The HTTP status: 400, 401, 403, 413, 500, 502 or 503.
+        error: The JSON body's ``error``: see ``RejectionError``.
+        description: One short fixed sentence for the caller, e.g. "The token has
+            expired". Nothing in it comes from the request, so it is safe to show.
+        reason: A short stable code for logs and handlers: ``InvalidTokenError.reason``
+            (``expired``, ``invalid_signature``...), ``no_token``, ``auth_type``...
+        headers: Headers the answer must carry: ``WWW-Authenticate``, ``Retry-After``.
+        cause: The para_jwt exception behind it, if any (its message holds no secret).
+    """
+
+    status: int
+    error: RejectionError
+    description: str
+    reason: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cause: ParaJWTError | None = field(default=None, repr=False)
+
+    @property
+    def body(self) -> bytes:
+        """The JSON body: ``{"error": ..., "error_description": ...}``."""
+        return json.dumps({"error": self.error, "error_description": self.description}).encode()
+
+
+class Refused(Exception):
+    """Raised by the checks of this module; the adapter answers with ``rejection``."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.reason)
+        self.rejection = rejection
+
+
+class Absent(Enum):
+    """Why a request carries no bearer credentials."""
+
+    #: No ``Authorization`` header at all.
+    NO_HEADER = "no_token"
+    #: ``Authorization`` with another scheme (``Basic``...): RFC 6750 §3.1 treats it
+    #: as a request without credentials, not as a malformed one.
+    OTHER_SCHEME = "unsupported_scheme"
+
+
+# Short sentences for InvalidTokenError.reason. Fixed text, never the exception's
+# message: that names claims and keys, which only the server's logs need.
+_INVALID_TOKEN_DESCRIPTIONS: Final[Mapping[str, str]] = {
+    "malformed": "The token is malformed",
+    "unsupported_algorithm": "The token's signing algorithm is not accepted",
+    "unknown_key": "The token was signed with an unknown key",
+    "invalid_signature": "The token's signature is invalid",
+    "expired": "The token has expired",
+    "not_yet_valid": "The token is not valid yet",
+    "invalid_audience": "The token was issued for another application",
+    "invalid_claims": "The token's claims are invalid",
+}
+
+# RFC 6750 §2.1's b64token. Matched case-sensitively on the token alone, and only
+# once verification failed: a token that verifies is a compact JWS, made of them.
+_B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 9110 §11.1's auth-scheme (a token): what a scheme other than Bearer may be.
+_AUTH_SCHEME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A Retry-After when the error does not know when to retry: long enough not to
+# hammer a recovering Para, short enough that users barely notice.
+_DEFAULT_RETRY_AFTER: Final = 5
+#: The challenge scheme for Para verification tokens (not RFC 6750's Bearer: the
+#: token travels in its own header).
+SESSION_SCHEME: Final = "ParaVerificationToken"
+#: The header a Para verification token is sent in.
+VERIFICATION_TOKEN_HEADER: Final = "X-Para-Verification-Token"  # noqa: S105
+#: The default cap on a JSON body read to find ``verificationToken``: far above a
+#: login request, far below what would make parsing costly.
+DEFAULT_MAX_BODY_SIZE: Final = 64 * 1024
+
+# Refusals are the caller's business (INFO), except those that are ours: a 500
+# (our configuration is wrong: someone must act) and a 502 (Para misbehaves).
+_LOG_LEVELS: Final[Mapping[int, int]] = {500: logging.ERROR, 502: logging.WARNING}
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Builds the refusals of one protected app, whose ``WWW-Authenticate`` realm
+    is ``realm``."""
+
+    realm: str
+
+    def challenge(
+        self,
+        status: int,
+        error: RejectionError,
+        description: str,
+        reason: str,
+        cause: ParaJWTError | None = None,
+        *,
+        scheme: str = "Bearer",
+    ) -> Rejection:
+        """A refusal that challenges the caller (``WWW-Authenticate``, RFC 6750 §3)."""
+        challenge = f'{scheme} realm="{self.realm}"'
+        # Without credentials, no error code (§3.1): there was nothing to judge.
+        if error != "missing_token":
+            challenge += f', error="{error}", error_description="{description}"'
+        return Rejection(status, error, description, reason, {"WWW-Authenticate": challenge}, cause)
+
+    def absent(self, why: Absent) -> Rejection:
+        """No bearer credentials on a route that needs them."""
+        return self.challenge(401, "missing_token", "This route requires a Para token", why.value)
+
+    def malformed_header(self) -> Rejection:
+        """``Authorization: Bearer`` that is not ``Bearer <one token>``."""
+        return self.challenge(
+            400,
+            "invalid_request",
+            "The Authorization header must be 'Bearer <token>'",
+            "malformed_header",
+        )
+
+    def token_rejection(self, exc: InvalidTokenError | JWKSError) -> Rejection:
+        """The refusal for a verification failure: 401, or 503 for Para's keys."""
+        if isinstance(exc, JWKSError):
+            return unavailable(exc.retry_after, "jwks_unavailable", exc)
+        description = _INVALID_TOKEN_DESCRIPTIONS.get(exc.reason, "The token is invalid")
+        return self.challenge(401, "invalid_token", description, exc.reason, exc)
+
+    def bad_session_request(self, description: str, cause: ParaJWTError | None = None) -> Rejection:
+        """A verification token that cannot be read from the request: 400."""
+        return self.challenge(
+            400,
+            "invalid_request",
+            description,
+            "bad_verification_request",
+            cause,
+            scheme=SESSION_SCHEME,
+        )
+
+    def session_rejection(self, exc: ParaAPIError | InvalidVerificationTokenError) -> Rejection:
+        """The refusal for an error of ``ParaAPI.verify_session``."""
+        if isinstance(exc, InvalidVerificationTokenError):
+            return self.bad_session_request("This is not a Para verification token", exc)
+        if isinstance(exc, SessionExpiredError):
+            return self.challenge(
+                401,
+                "invalid_token",
+                "The session has expired or the verification token is invalid",
+                "session_expired",
+                exc,
+                scheme=SESSION_SCHEME,
+            )
+        if isinstance(exc, ParaUnavailableError):
+            return unavailable(None, "para_unavailable", exc)
+        if isinstance(exc, ParaAuthenticationError):
+            # Our configuration's fault, not Para's or the caller's: 500, logged at
+            # ERROR. The caller is not told why; the reason names what to fix.
+            return Rejection(
+                500,
+                "server_error",
+                "The server could not check the session",
+                "para_refused_our_secret_api_key",
+                {},
+                exc,
+            )
+        # Para answered, but not as documented: a bad gateway.
+        return Rejection(
+            502, "server_error", "Para answered unexpectedly", "para_api_error", {}, exc
+        )
+
+
+def unavailable(retry_after: float | None, reason: str, cause: ParaJWTError) -> Rejection:
+    """503 with ``Retry-After``: Para's fault, not the caller's, so no
+    ``WWW-Authenticate``, which would blame the token."""
+    seconds = _DEFAULT_RETRY_AFTER
+    if retry_after is not None and math.isfinite(retry_after):
+        seconds = max(1, math.ceil(retry_after))
+    return Rejection(
+        503,
+        "temporarily_unavailable",
+        "Para is unavailable; try again later",
+        reason,
+        {"Retry-After": str(seconds)},
+        cause,
+    )
+
+
+def log_rejection(logger: logging.Logger, method: str, raw_path: str, rejection: Rejection) -> None:
+    """One line per refusal, never the token.
+
+    Args:
+        logger: The adapter's logger.
+        method: The request method.
+        raw_path: The path as sent (percent-encoded, so a decoded newline cannot
+            forge lines), without the query string, which may hold secrets.
+        rejection: What was refused.
+    """
+    logger.log(
+        _LOG_LEVELS.get(rejection.status, logging.INFO),
+        "%s %s: %d %s (%s)",
+        method,
+        raw_path,
+        rejection.status,
+        rejection.error,
+        rejection.reason,
+    )
+
+
+# --- credentials ----------------------------------------------------------------------
+
+
+def bearer_credentials(values: Sequence[str]) -> str | Absent:
+    """The token of the request's ``Authorization`` header values (RFC 6750 §2.1).
+
+    Args:
+        values: Every ``Authorization`` header of the request, in order.
+
+    Returns:
+        The token, or why there is none.
+
+    Raises:
+        MalformedAuthorization: For two headers, a ``Bearer`` without exactly one
+            token, or a header that names no scheme.
+    """
+    if not values:
+        return Absent.NO_HEADER
+    # Two Authorization headers: which one did a proxy in front of us look at?
+    if len(values) > 1:
+        raise MalformedAuthorization
+    scheme, _, token = values[0].partition(" ")
+    if scheme.lower() != "bearer":
+        # Another scheme asks for another kind of authentication, which this route
+        # does not offer: no Para credentials (§3.1), not a malformed request. No
+        # registered scheme has a ".": one that does is a JWT sent without "Bearer ".
+        if _AUTH_SCHEME.fullmatch(scheme) and "." not in scheme:
+            return Absent.OTHER_SCHEME
+        raise MalformedAuthorization
+    token = token.lstrip(" ")
+    if not token or " " in token:
+        raise MalformedAuthorization
+    return token
+
+
+class MalformedAuthorization(Exception):
+    """``Authorization`` that tries ``Bearer`` (or no scheme) but is not RFC 6750's."""
+
+
+async def verify_bearer(
+    gate: Gate, verifier: ParaVerifier, values: Sequence[str], *, optional: bool
+) -> ParaClaims | None:
+    """Verify the token of ``Authorization`` header ``values``.
+
+    Args:
+        gate: Builds the refusals.
+        verifier: Verifies the token.
+        values: Every ``Authorization`` header of the request.
+        optional: Let a request without bearer credentials through (``None``).
+
+    Returns:
+        The verified claims, or ``None`` for a request without credentials when
+        ``optional``.
+
+    Raises:
+        Refused: For anything else; a token that is sent but invalid is refused
+            even when ``optional``.
+    """
+    try:
+        token = bearer_credentials(values)
+    except MalformedAuthorization:
+        raise Refused(gate.malformed_header()) from None
+    if isinstance(token, Absent):
+        if optional:
+            return None
+        raise Refused(gate.absent(token))
+    return await verify_token(gate, verifier, token, from_header=True)
+
+
+async def verify_token(
+    gate: Gate, verifier: ParaVerifier, token: str, *, from_header: bool
+) -> ParaClaims:
+    """``verifier.verify(token)``, its failures turned into ``Refused``.
+
+    Args:
+        gate: Builds the refusals.
+        verifier: Verifies the token.
+        token: The token.
+        from_header: The token came from ``Authorization: Bearer``, so a token that
+            is not even a b64token is a malformed header (400), not a bad token.
+
+    Returns:
+        The verified claims.
+
+    Raises:
+        Refused: 400, 401 or 503.
+    """
+    try:
+        return await verifier.verify(token)
+    except (InvalidTokenError, JWKSError) as exc:
+        if from_header and isinstance(exc, MalformedTokenError) and not _B64TOKEN.fullmatch(token):
+            rejection = gate.malformed_header()
+        else:
+            rejection = gate.token_rejection(exc)
+    raise Refused(rejection)
+
+
+# --- requirements ---------------------------------------------------------------------
+
+_E = TypeVar("_E", AuthType, WalletType)
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What a route asks of a verified user, beyond a valid token.
+
+    Only Para-custodied wallets (``claims.wallets``) count: connected wallets are
+    not proof of custody.
+    """
+
+    auth_types: frozenset[AuthType] | None = None
+    wallet_types: frozenset[WalletType] | None = None
+    require_wallet: bool = False
+
+    @classmethod
+    def build(cls, auth_types: object, wallet_types: object, require_wallet: object) -> Self:
+        """Check the options of ``para_required`` and their kin.
+
+        Args:
+            auth_types: Accept only users who signed in this way, e.g.
+                ``{"email", "phone"}``; ``None``: any way.
+            wallet_types: Accept only users with a Para-custodied wallet of one of
+                these chains, e.g. ``{"EVM"}``; ``None``: any chain, or none.
+            require_wallet: Accept only users with at least one Para-custodied wallet.
+
+        Returns:
+            The requirements.
+
+        Raises:
+            ConfigurationError: For a lone string, an empty collection, or a value
+                para_jwt does not know (a typo would otherwise refuse everyone).
+        """
+        if type(require_wallet) is not bool:
+            raise ConfigurationError(
+                f"require_wallet must be True or False, not {type(require_wallet).__name__}"
+            )
+        return cls(
+            _members("auth_types", auth_types, AuthType),
+            _members("wallet_types", wallet_types, WalletType),
+            require_wallet,
+        )
+
+    def enforce(self, gate: Gate, claims: ParaClaims) -> None:
+        """Raise ``Refused`` (403 ``insufficient_scope``) if ``claims`` fail one."""
+        if self.auth_types is not None and claims.auth_type not in self.auth_types:
+            names = " or ".join(sorted(self.auth_types))
+            self._refuse(gate, "auth_type", f"This route requires signing in with {names}")
+        if self.wallet_types is not None and not any(
+            wallet.type in self.wallet_types for wallet in claims.wallets
+        ):
+            names = " or ".join(sorted(self.wallet_types))
+            self._refuse(gate, "wallet_type", f"This route requires a Para {names} wallet")
+        if self.require_wallet and not claims.wallets:
+            self._refuse(gate, "no_wallet", "This route requires a Para wallet")
+
+    @staticmethod
+    def _refuse(gate: Gate, reason: str, description: str) -> None:
+        raise Refused(gate.challenge(403, "insufficient_scope", description, reason))
+
+
+def _members(option: str, values: object, enum: type[_E]) -> frozenset[_E] | None:
+    if values is None:
+        return None
+    known = ", ".join(member.value for member in enum)
+    # A lone string is iterable too: {"e", "m", "a", "i", "l"} would lock everyone out.
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ConfigurationError(
+            f"{option} must be a collection of strings such as {{{next(iter(enum)).value!r}}}, "
+            f"not {type(values).__name__}"
+        )
+    members: set[_E] = set()
+    for value in values:
+        member = enum(value) if isinstance(value, str) else None
+        # The enums keep values they do not know (Para adds some); a route
+        # requirement with one is far more likely a typo that would refuse everyone.
+        if member is None or not member.is_known:
+            raise ConfigurationError(f"{option}: {value!r} is not one of {known}")
+        members.add(member)
+    if not members:
+        raise ConfigurationError(f"{option} is empty, so nobody could pass: leave it out instead")
+    return frozenset(members)
+
+
+# --- options --------------------------------------------------------------------------
+
+
+def check_realm(realm: object) -> str:
+    """``realm``, if it can stand in a quoted ``WWW-Authenticate`` parameter."""
+    if not isinstance(realm, str) or not re.fullmatch(r"[ !#-\[\]-~]+", realm):
+        raise ConfigurationError(
+            "realm must be a non-empty string of printable ASCII without '\"' or '\\'"
+        )
+    return realm
+
+
+def check_callable(name: str, value: object) -> None:
+    """Raise ``ConfigurationError`` unless ``value`` is callable or ``None``."""
+    if value is not None and not callable(value):
+        raise ConfigurationError(f"{name} must be callable, not {type(value).__name__}")
+
+
+def check_max_body_size(value: object) -> int:
+    """``value``, if it is a positive number of bytes."""
+    if type(value) is not int or value < 1:
+        raise ConfigurationError("max_body_size must be a positive integer (bytes)")
+    return value
+
+
+def refuse_unknown(user: str, unknown: Mapping[str, object], known: Sequence[str]) -> None:
+    """Python would raise ``TypeError``; this also says which option was meant."""
+    if unknown:
+        name = next(iter(unknown))
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(known)}"
+        raise ConfigurationError(f"{user}() got an unknown option {name!r}: {hint}")
+
+
+class Paths:
+    """``exact`` and ``prefix*`` path patterns, matched against the raw request path.
+
+    The raw (still percent-encoded) path is what a client sent, so a pattern only
+    matches the requests it spells out; an encoded variant (``/a%2Fb`` for
+    ``/a/*``), which the router may resolve differently, is *not* matched and so
+    stays protected.
+    """
+
+    def __init__(self, option: str, patterns: object) -> None:
+        """Check and compile ``patterns``.
+
+        Args:
+            option: The option's name, for the error message.
+            patterns: Exact paths (``"/health"``) and prefixes ending in ``*``
+                (``"/public/*"``).
+
+        Raises:
+            ConfigurationError: For anything else.
+        """
+        if isinstance(patterns, str | bytes) or not isinstance(patterns, Iterable):
+            raise ConfigurationError(
+                f"{option} must be a list of paths such as ['/health', '/public/*'], "
+                f"not {type(patterns).__name__}"
+            )
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        for pattern in patterns:
+            if (
+                not isinstance(pattern, str)
+                or not pattern.startswith("/")
+                or "*" in pattern[:-1]
+                or "?" in pattern
+            ):
+                raise ConfigurationError(
+                    f"{option}: {pattern!r} is not a path pattern: use an exact path "
+                    "('/health') or a prefix ending in '*' ('/public/*'), without a query"
+                )
+            if pattern.endswith("*"):
+                prefixes.append(_quote_path(pattern[:-1]))
+            else:
+                exact.add(_quote_path(pattern))
+        self._exact = frozenset(exact)
+        self._prefixes = tuple(prefixes)
+
+    def __call__(self, raw_path: str) -> bool:
+        """Whether ``raw_path`` (percent-encoded, no query) matches a pattern."""
+        return raw_path in self._exact or raw_path.startswith(self._prefixes)
+
+
+def _quote_path(path: str) -> str:
+    # As a client encodes it: RFC 3986 pchar and '/' stay, the rest is %-encoded.
+    return quote(path, safe="/:@!$&'()*+,;=-._~")
+
+
+# --- Para sessions --------------------------------------------------------------------
+
+
+def verification_token_header(gate: Gate, values: Sequence[str]) -> str | None:
+    """The verification token of ``X-Para-Verification-Token`` header ``values``."""
+    if len(values) > 1:
+        raise Refused(gate.bad_session_request(f"Send one {VERIFICATION_TOKEN_HEADER}"))
+    return values[0] or None if values else None
+
+
+def is_json(content_type: str) -> bool:
+    """Whether a request body of ``content_type`` (no parameters) is JSON."""
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+async def read_capped(chunks: AsyncIterable[bytes], max_body_size: int) -> bytes:
+    """The body, read chunk by chunk; memory stays bounded by ``max_body_size``.
+
+    Raises:
+        Refused: 413 as soon as the body grows past ``max_body_size``.
+    """
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > max_body_size:
+            raise Refused(too_large(max_body_size))
+    return bytes(body)
+
+
+def too_large(max_body_size: int) -> Rejection:
+    """413: a body to search for ``verificationToken`` larger than the cap."""
+    return Rejection(
+        413,
+        "invalid_request",
+        f"The request body is larger than {max_body_size} bytes",
+        "body_too_large",
+    )
+
+
+def verification_token_body(gate: Gate, body: bytes) -> str | None:
+    """The ``verificationToken`` of a JSON body, ``None`` if it has none."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        # Raised below, outside this block: the decoder's error holds the body,
+        # verification token included.
+        document = _NOT_JSON
+    if document is _NOT_JSON:
+        raise Refused(gate.bad_session_request("The body is not valid JSON"))
+    token = document.get("verificationToken") if isinstance(document, dict) else None
+    if token is not None and not isinstance(token, str):
+        raise Refused(gate.bad_session_request("verificationToken must be a string"))
+    return token or None
+
+
+_NOT_JSON: Final = object()
+
+
+async def check_session(gate: Gate, api: ParaAPI, token: str | None) -> SessionInfo:
+    """Ask Para whether ``token`` is an active session.
+
+    Raises:
+        Refused: 401 without a token or for an expired session, 400 for something
+            that is not a verification token, 500/502/503 when Para cannot answer.
+    """
+    if token is None:
+        description = (
+            f"This route requires a Para verification token ({VERIFICATION_TOKEN_HEADER} "
+            "header or 'verificationToken' in a JSON body)"
+        )
+        raise Refused(
+            gate.challenge(
+                401, "missing_token", description, "no_verification_token", scheme=SESSION_SCHEME
+            )
+        )
+    try:
+        return await api.verify_session(token)
+    except (ParaAPIError, InvalidVerificationTokenError) as exc:
+        rejection = gate.session_rejection(exc)
+    raise Refused(rejection)
