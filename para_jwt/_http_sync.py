@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from . import SyncParaAPI, SyncParaVerifier
 from ._http import (
     _B64TOKEN,
     SESSION_SCHEME,
@@ -24,7 +25,6 @@ from ._http import (
 from .api import SessionInfo
 from .claims import ParaClaims
 from .errors import InvalidTokenError, JWKSError, MalformedTokenError, ParaAPIError
-from . import SyncParaAPI, SyncParaVerifier
 
 __all__ = ["check_session", "verify_bearer"]
 

@@ -170,8 +170,11 @@ class ParaJWT:
                 "PARA_JWKS_URL) for para_required, or PARA_SECRET_API_KEY for "
                 "para_session_required; or pass ParaJWT(verifier=SyncParaVerifier(...))"
             )
-        built = [made for made, given in ((verifier, self._verifier), (api, self._api))
-                 if made is not None and given is None]
+        built = [
+            made
+            for made, given in ((verifier, self._verifier), (api, self._api))
+            if made is not None and given is None
+        ]
         if built and not self._owned:
             atexit.register(self.close)
         self._owned.extend(built)
@@ -432,9 +435,7 @@ def _check_session(max_body_size: int) -> flask.Response | None:
             "app.config['PARA_SECRET_API_KEY'] or pass ParaJWT(api=SyncParaAPI(...))"
         )
     try:
-        session = check_session(
-            state.gate, state.api, _verification_token(state, max_body_size)
-        )
+        session = check_session(state.gate, state.api, _verification_token(state, max_body_size))
     except Refused as refused:
         return state.refuse(refused.rejection)
     setattr(flask.g, _SESSION_ATTRIBUTE, session)

@@ -80,7 +80,7 @@ def para() -> Para:
         ImproperlyConfigured: ``PARA_JWT`` is missing or wrong (the exception is
             also a ``para_jwt.ConfigurationError``).
     """
-    global _para  # noqa: PLW0603 - the one process-wide instance, as Django's own caches
+    global _para
     current = _para
     if current is not None:
         return current
@@ -143,12 +143,12 @@ def _user_hook(hook: object) -> Callable[[ParaClaims], Any]:
             "PARA_JWT['USER'] must be a callable taking ParaClaims (or its dotted path), "
             f"not {type(hook).__name__}"
         )
-    return hook  # type: ignore[no-any-return]
+    return hook
 
 
 def _forget(*, setting: str, **_: Any) -> None:
     # override_settings(PARA_JWT=...) in tests: the next request builds anew.
-    global _para  # noqa: PLW0603
+    global _para
     if setting != "PARA_JWT":
         return
     with _lock:

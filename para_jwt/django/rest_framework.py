@@ -66,7 +66,8 @@ class ParaRefusal(APIException):
     """
 
     def __init__(self, rejection: Rejection) -> None:
-        super().__init__(detail={"error": rejection.error, "error_description": rejection.description})
+        body = {"error": rejection.error, "error_description": rejection.description}
+        super().__init__(detail=body)
         #: The para_jwt refusal behind it.
         self.rejection = rejection
         self.status_code = rejection.status
