@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
-from .. import _http, _http_sync
+from .. import _http_sync
 from .._http import Absent, Refused, Rejection, Requirements
 from ..claims import ParaClaims
 from ._settings import para, refusal_response
@@ -55,18 +56,16 @@ def authenticate(request: HttpRequest) -> None:
 
 
 async def aauthenticate(request: HttpRequest) -> None:
-    """Verify the request's token with the async verifier (once per request)."""
-    if hasattr(request, _REFUSAL_ATTRIBUTE):
-        return
-    state = para()
-    try:
-        claims = await _http.verify_bearer(
-            state.gate, state.async_verifier, _authorization(request), optional=False
-        )
-    except Refused as refused:
-        _record(request, None, refused.rejection)
-    else:
-        _record(request, claims, None)
+    """``authenticate`` for async code: in a worker thread, so that a key fetch
+    never blocks the event loop.
+
+    It shares ``SyncParaVerifier``'s key set and token cache with the synchronous
+    views. Awaiting the verifier's own ``ParaVerifier`` in the server's loop would
+    save the thread hop, but its key cache's HTTP session belongs to the loop that
+    made it (the background loop of ``SyncParaVerifier``), so the two cannot share it yet.
+    """
+    if not hasattr(request, _REFUSAL_ATTRIBUTE):
+        await sync_to_async(authenticate, thread_sensitive=False)(request)
 
 
 def admit(request: HttpRequest, requirements: Requirements) -> HttpResponse | None:

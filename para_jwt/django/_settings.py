@@ -35,7 +35,6 @@ from .. import SyncParaVerifier
 from .._http import Gate, Rejection, check_realm, log_rejection
 from ..claims import ParaClaims
 from ..errors import ConfigurationError
-from ..verifier import ParaVerifier
 from ._user import ParaUser
 
 __all__ = ["Para", "answer", "log_refusal", "para", "refusal_response"]
@@ -56,15 +55,12 @@ class Para:
     """What ``PARA_JWT`` configures: the verifiers, the refusals, the user hook.
 
     Attributes:
-        verifier: Verifies tokens for synchronous views (and DRF).
-        async_verifier: The same verifier's asynchronous side, for async views:
-            one key set, one token cache.
+        verifier: Verifies tokens, for sync and async views (and DRF) alike.
         gate: Builds the refusals (``REALM``).
         user_for: Turns claims into DRF's ``request.user`` (``USER``).
     """
 
     verifier: SyncParaVerifier
-    async_verifier: ParaVerifier
     gate: Gate
     user_for: Callable[[ParaClaims], Any]
 
@@ -121,13 +117,7 @@ def _build(config: object) -> Para:
         verifier = SyncParaVerifier(config["API_KEY_ID"], **sources, **options)
     except (ConfigurationError, TypeError) as exc:
         raise _Misconfigured(f"PARA_JWT: {exc}") from None
-    return Para(verifier, _async_side(verifier), gate, _user_hook(config.get("USER")))
-
-
-def _async_side(verifier: SyncParaVerifier) -> ParaVerifier:
-    # SyncParaVerifier is a facade over a ParaVerifier, which serves any event loop:
-    # async views await it directly, sharing its keys and token cache.
-    return verifier._verifier
+    return Para(verifier, gate, _user_hook(config.get("USER")))
 
 
 def _user_hook(hook: object) -> Callable[[ParaClaims], Any]:

@@ -22,8 +22,9 @@ class ParaMiddleware:
     It refuses nothing by itself: a view decorated with ``@para_required`` (or a
     class-based view with ``ParaRequiredMixin``) answers with the refusal, so a
     public view sees ``None`` for a missing, invalid or expired token alike.
-    Under ASGI it runs asynchronously and awaits the verifier; under WSGI it
-    blocks on ``SyncParaVerifier``: both share one key set and one token cache.
+    Under WSGI it verifies in the request's thread; under ASGI it stays
+    asynchronous and verifies in a worker thread, so a key fetch never blocks the
+    event loop. Both use the one ``SyncParaVerifier``: one key set, one token cache.
     Building it checks ``settings.PARA_JWT``, so a wrong setting stops the server
     at startup.
 

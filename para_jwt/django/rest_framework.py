@@ -38,7 +38,6 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from .._http import Absent, Refused, Rejection, Requirements
 from ..claims import AuthType, ParaClaims, WalletType
@@ -204,5 +203,9 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> HttpRespons
     """
     if isinstance(exc, ParaRefusal):
         return answer(exc.rejection)
+    # Imported here: DRF imports this module while rest_framework.views is loading
+    # (DEFAULT_AUTHENTICATION_CLASSES), which a module-level import would then re-enter.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response: HttpResponse | None = drf_exception_handler(exc, context)
     return response
