@@ -354,7 +354,7 @@ class SyncParaAPI:
         self._closed = False
 
     def __repr__(self) -> str:
-        return "Sync" + repr(self._api)
+        return f"SyncParaAPI(base_url={self._api.base_url!r})"
 
     @property
     def base_url(self) -> str:

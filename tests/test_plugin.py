@@ -158,7 +158,7 @@ def test_pytest_fixtures_lists_them_with_their_docs(pytester: pytest.Pytester) -
             "*A started ``MockPara`` on 127.0.0.1*",
         ]
     )
-    for name in ("para_verifier", "para_api", "para_clock"):
+    for name in ("para_verifier", "para_api", "para_clock", "sync_mock_para"):
         assert any(line.startswith(name) for line in result.outlines), name
 
 
@@ -168,3 +168,16 @@ def test_without_pytest_asyncio_the_fixtures_are_plain_async_fixtures(
     # Left to whichever plugin runs the async tests (anyio's, say).
     monkeypatch.setitem(sys.modules, "pytest_asyncio", None)  # makes the import fail
     assert plugin._async_fixture_decorator() is pytest.fixture
+
+
+def test_sync_mock_para_serves_synchronous_tests(
+    sync_mock_para: MockPara, para_clock: FakeClock
+) -> None:
+    assert sync_mock_para.clock is para_clock
+    token = sync_mock_para.issue_jwt("user-1", expires_in=60)
+    with sync_mock_para.sync_verifier() as verifier:
+        assert verifier.verify(token).user_id == "user-1"
+        para_clock.advance(60)
+        with pytest.raises(TokenExpiredError):
+            verifier.verify(token)
+    assert sync_mock_para.jwks_requests == 1

@@ -9,6 +9,8 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import urllib.request
 import uuid
 import warnings
 from collections.abc import AsyncIterator
@@ -827,3 +829,33 @@ async def test_flood_of_concurrent_fetches_is_counted(
     assert all(document == para.jwks() for document in results)
     assert para.jwks_requests == 50
     assert len(para.requests) == 50
+
+
+def test_mock_para_as_a_plain_context_manager_serves_sync_code(clock: FakeClock) -> None:
+    """``with MockPara()`` runs the server on its own thread; the test's thread
+    has no event loop and still scripts the mock and calls it over HTTP."""
+    with MockPara(clock=clock) as para:
+        thread = [t for t in threading.enumerate() if t.name == "MockPara"]
+        assert len(thread) == 1
+        with urllib.request.urlopen(para.jwks_url, timeout=10) as response:  # noqa: S310 - http://127.0.0.1
+            kids = [key["kid"] for key in json.load(response)["keys"]]
+        assert kids == [para.current_kid]
+        new_kid = para.rotate()
+        with para.sync_verifier() as verifier:
+            assert verifier.verify(para.issue_jwt("u-1")).user_id == "u-1"
+            assert verifier.verify(para.issue_jwt("u-1")).key_id == new_kid
+        assert para.jwks_requests == 2
+        with pytest.raises(RuntimeError, match="already started"):
+            para.__enter__()
+    assert not thread[0].is_alive()
+
+
+async def test_factories_are_typed(para: MockPara) -> None:
+    from para_jwt import ParaAPI, ParaVerifier, SyncParaAPI, SyncParaVerifier
+
+    async with para.verifier() as verifier, para.api() as api:
+        assert isinstance(verifier, ParaVerifier)
+        assert isinstance(api, ParaAPI)
+    with para.sync_verifier() as sync_verifier, para.sync_api() as sync_api:
+        assert isinstance(sync_verifier, SyncParaVerifier)
+        assert isinstance(sync_api, SyncParaAPI)

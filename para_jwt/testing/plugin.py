@@ -12,6 +12,9 @@ ask for these fixtures by name (``pytest --fixtures`` lists them):
     clock), closed after the test.
 ``para_api``
     A ``ParaAPI`` calling ``mock_para`` with its secret key, closed after the test.
+``sync_mock_para``
+    A ``MockPara`` on ``para_clock`` serving from a background thread, for
+    synchronous tests (``SyncParaVerifier``, Flask, Django); closed after the test.
 
 The async fixtures need pytest-asyncio (pytest-aiohttp brings it along). They
 are declared with ``pytest_asyncio.fixture``, so they work in its strict mode
@@ -29,7 +32,7 @@ verifier that tolerates clock skew::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -39,7 +42,7 @@ from ..verifier import ParaVerifier
 from ._clock import FakeClock
 from ._mock import MockPara
 
-__all__ = ["mock_para", "para_api", "para_clock", "para_verifier"]
+__all__ = ["mock_para", "para_api", "para_clock", "para_verifier", "sync_mock_para"]
 
 
 def _async_fixture_decorator() -> Callable[..., Any]:
@@ -95,3 +98,14 @@ async def para_api(mock_para: MockPara) -> AsyncIterator[ParaAPI]:
     api: ParaAPI = mock_para.api(backoff=0)
     async with api:
         yield api
+
+
+@pytest.fixture
+def sync_mock_para(para_clock: FakeClock) -> Iterator[MockPara]:
+    """A started ``MockPara`` on ``para_clock``, serving from its own background thread.
+
+    For synchronous tests: ``sync_mock_para.sync_verifier()`` makes a
+    ``SyncParaVerifier`` for its tokens (close it, or use ``with``).
+    """
+    with MockPara(clock=para_clock) as mock:
+        yield mock
