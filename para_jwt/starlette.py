@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote
 
 try:
-    from starlette.requests import HTTPConnection
+    from starlette.requests import HTTPConnection, Request
     from starlette.types import ASGIApp, Receive, Scope, Send
+    from starlette.websockets import WebSocket
 except ImportError as exc:  # pragma: no cover - tested in a subprocess
     raise ImportError(
         "para_jwt.starlette needs Starlette: pip install 'para-jwt[starlette]'"
@@ -92,8 +93,9 @@ class ParaMiddleware:
             verifier: Verifies the tokens; yours to close.
             exclude: Paths served without authentication: exact (``"/health"``) or
                 prefixes ending in ``*`` (``"/public/*"``). Default: none.
-            exclude_if: The same, decided per request: return ``True`` to let the
-                request through without authentication (e.g. CORS preflights).
+            exclude_if: The same, decided per request: given the ``Request`` (or the
+                ``WebSocket``), return ``True`` to let it through without
+                authentication (e.g. CORS preflights).
             optional: Paths (same patterns) open to anonymous users, with claims when
                 a valid token is sent. A token that is sent but invalid is still
                 refused. Default: none.
@@ -129,7 +131,7 @@ class ParaMiddleware:
             return
         path = raw_path(scope)
         if self._excluded(path) or (
-            self._exclude_if is not None and self._exclude_if(HTTPConnection(scope))
+            self._exclude_if is not None and self._exclude_if(_connection(scope, receive))
         ):
             await self.app(scope, receive, send)
             return
@@ -151,6 +153,16 @@ class ParaMiddleware:
             return
         scope[CLAIMS_SCOPE_KEY] = claims
         await self.app(scope, receive, send)
+
+
+def _connection(scope: Scope, receive: Receive) -> HTTPConnection:
+    return (
+        Request(scope, receive) if scope["type"] == "http" else WebSocket(scope, receive, _no_send)
+    )
+
+
+async def _no_send(message: Any) -> None:  # pragma: no cover - exclude_if only reads
+    raise RuntimeError("exclude_if must not answer the request")
 
 
 def authorization(scope: Scope) -> list[str]:
