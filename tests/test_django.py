@@ -12,17 +12,16 @@ from typing import Any
 
 import para_django_project
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import AsyncClient, Client, override_settings
+from django.views import View
+
+from para_jwt import ConfigurationError
+from para_jwt.django import ParaMiddleware, ParaRequiredMixin, para_required
+from para_jwt.django._settings import para as para_state
+from para_jwt.testing import FakeClock, MockPara
 
 para_django_project.configure()
-
-from django.core.exceptions import ImproperlyConfigured  # noqa: E402
-from django.test import AsyncClient, Client, override_settings  # noqa: E402
-from django.views import View  # noqa: E402
-
-from para_jwt import ConfigurationError  # noqa: E402
-from para_jwt.django import ParaMiddleware, ParaRequiredMixin, para_required  # noqa: E402
-from para_jwt.django._settings import para as para_state  # noqa: E402
-from para_jwt.testing import FakeClock, MockPara  # noqa: E402
 
 
 @pytest.fixture

@@ -8,21 +8,20 @@ from dataclasses import dataclass
 
 import para_django_project
 import pytest
+from django.test import override_settings
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
-para_django_project.configure()
-
-from django.test import override_settings  # noqa: E402
-from rest_framework.request import Request  # noqa: E402
-from rest_framework.test import APIClient, APIRequestFactory  # noqa: E402
-
-from para_jwt import ParaClaims  # noqa: E402
-from para_jwt.django import ParaUser  # noqa: E402
-from para_jwt.django.rest_framework import (  # noqa: E402
+from para_jwt import ParaClaims
+from para_jwt.django import ParaUser
+from para_jwt.django.rest_framework import (
     HasParaWallet,
     ParaAuthentication,
     ParaRequired,
 )
-from para_jwt.testing import FakeClock, MockPara  # noqa: E402
+from para_jwt.testing import FakeClock, MockPara
+
+para_django_project.configure()
 
 
 @pytest.fixture

@@ -18,10 +18,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import flask
 import httpx
+import para_django_project
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from django.test import AsyncClient, Client, override_settings
 from fastapi import Depends, FastAPI
 from multidict import CIMultiDict
 from starlette.applications import Starlette
@@ -29,20 +32,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route, request_response
 
-import para_django_project
+from para_jwt import ParaClaims
+from para_jwt.aiohttp import para_required, setup
+from para_jwt.fastapi import ParaAuth
+from para_jwt.flask import ParaJWT
+from para_jwt.flask import para_required as flask_para_required
+from para_jwt.starlette import ParaMiddleware
+from para_jwt.testing import FakeClock, MockPara
 
 para_django_project.configure()
-
-import flask  # noqa: E402
-from django.test import AsyncClient, Client, override_settings  # noqa: E402
-
-from para_jwt import ParaClaims  # noqa: E402
-from para_jwt.aiohttp import para_required, setup  # noqa: E402
-from para_jwt.flask import ParaJWT  # noqa: E402
-from para_jwt.flask import para_required as flask_para_required  # noqa: E402
-from para_jwt.fastapi import ParaAuth  # noqa: E402
-from para_jwt.starlette import ParaMiddleware  # noqa: E402
-from para_jwt.testing import FakeClock, MockPara  # noqa: E402
 
 Headers = Sequence[tuple[str, str]]
 
