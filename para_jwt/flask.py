@@ -197,7 +197,12 @@ def _verifier_from(config: Mapping[str, Any]) -> SyncParaVerifier | None:
     api_key_id = config.get("PARA_API_KEY_ID")
     if api_key_id is None:
         return None
-    sources = {option: config[key] for key, option in _VERIFIER_CONFIG.items() if key in config}
+    # None is unset: app.config.update(PARA_ENVIRONMENT=os.environ.get(...)) is usual.
+    sources = {
+        option: config[key]
+        for key, option in _VERIFIER_CONFIG.items()
+        if config.get(key) is not None
+    }
     if len(sources) != 1:
         raise ConfigurationError(
             "ParaJWT: set exactly one of app.config['PARA_ENVIRONMENT'] ('prod', 'beta', "

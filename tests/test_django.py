@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import para_django_project
@@ -266,3 +273,71 @@ def test_an_adapter_without_its_extra_names_it(blocked: str, module: str, extra:
     )
     assert result.returncode == 0, result.stderr
     assert extra in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _get(url: str, method: str = "GET", token: str | None = None) -> tuple[int, Any]:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        with refused:
+            return refused.code, json.loads(refused.read())
+
+
+def test_the_example_project_protects_drf_views_with_two_settings() -> None:
+    # The example runs as its own project (its own settings module), so in its own
+    # process: Django's real development server, against this MockPara on the real clock.
+    project = Path(__file__).parent.parent / "examples" / "django_app"
+    port = _free_port()
+    with MockPara() as mock:
+        env = {**os.environ, "PARA_API_KEY_ID": mock.api_key_id, "PARA_JWKS_URL": mock.jwks_url}
+        server = subprocess.Popen(  # noqa: S603 - this interpreter, the example's manage.py
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(port, server)
+            base = f"http://127.0.0.1:{port}"
+            assert _get(f"{base}/health") == (200, {"ok": True})
+            status, body = _get(f"{base}/me")
+            assert (status, body["error"]) == (401, "missing_token")
+            wallet = mock.make_wallet("EVM")
+            token = mock.issue_jwt("user-8", wallets=[wallet])
+            assert _get(f"{base}/me", token=token) == (
+                200,
+                {"user_id": "user-8", "evm": wallet["address"]},
+            )
+            assert _get(f"{base}/trades", "POST", token)[0] == 201
+            status, body = _get(f"{base}/trades", "POST", mock.issue_jwt(wallets=[]))
+            assert (status, body["error"]) == (403, "insufficient_scope")
+        finally:
+            server.terminate()
+            _, errors = server.communicate(timeout=30)
+        assert "Traceback" not in errors, errors
+
+
+def _wait_for(port: int, server: subprocess.Popen[str]) -> None:
+    # Polls until the server listens: process start-up, not time passing in a test.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"runserver exited: {server.communicate()[1]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("runserver did not start within 60 s")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -302,3 +304,37 @@ def test_the_extension_builds_the_sync_classes(para: MockPara) -> None:
     assert isinstance(state.verifier, SyncParaVerifier)
     assert isinstance(state.api, SyncParaAPI)
     extension.close()
+
+
+def load_example() -> Any:
+    path = Path(__file__).parent.parent / "examples" / "flask_app.py"
+    spec = importlib.util.spec_from_file_location("flask_app_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_app(para: MockPara) -> None:
+    example = load_example()
+    app = example.create_app(
+        PARA_API_KEY_ID=para.api_key_id,
+        PARA_ENVIRONMENT=None,
+        PARA_JWKS_URL=para.jwks_url,
+        PARA_VERIFIER_OPTIONS={"clock": para.clock},
+    )
+    client = app.test_client()
+    try:
+        assert client.get("/health").get_json() == {"ok": True}
+        assert client.get("/me").status_code == 401
+        wallet = para.make_wallet("EVM")
+        token = para.issue_jwt("user-7", wallets=[wallet])
+        assert client.get("/me", headers=bearer(token)).get_json() == {
+            "user_id": "user-7",
+            "evm": wallet["address"],
+        }
+        assert client.post("/trades", headers=bearer(token)).status_code == 201
+        no_wallet = para.issue_jwt(wallets=[])
+        assert client.post("/trades", headers=bearer(no_wallet)).status_code == 403
+    finally:
+        example.para.close()

@@ -98,9 +98,12 @@ def _build(config: object) -> Para:
             close = difflib.get_close_matches(str(key), _KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"the keys are {', '.join(_KEYS)}"
             raise _Misconfigured(f"PARA_JWT has an unknown key {key!r}: {hint}")
-    if "API_KEY_ID" not in config:
+    # None is unset, as "API_KEY_ID": os.environ.get(...) gives when the variable is.
+    if config.get("API_KEY_ID") is None:
         raise _Misconfigured("PARA_JWT['API_KEY_ID'] is missing: set it to your API key's ID")
-    sources = {option: config[key] for key, option in _SOURCES.items() if key in config}
+    sources = {
+        option: config[key] for key, option in _SOURCES.items() if config.get(key) is not None
+    }
     if len(sources) != 1:
         raise _Misconfigured(
             "PARA_JWT needs exactly one of 'ENVIRONMENT' ('prod', 'beta', 'sandbox') and "
