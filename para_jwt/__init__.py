@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._sync import SyncParaAPI, SyncParaVerifier
 from ._version import __version__
 from .api import ParaAPI, SessionInfo
-from .claims import AuthType, OAuthMethod, ParaClaims, Wallet, WalletType
+from .claims import AuthType, OAuthMethod, ParaClaims, Payload, Wallet, WalletType
 from .environments import Environment
 from .errors import (
     ConfigurationError,
@@ -58,6 +58,7 @@ __all__ = [
     "ParaJWTError",
     "ParaUnavailableError",
     "ParaVerifier",
+    "Payload",
     "SessionExpiredError",
     "SessionInfo",
     "SkippedKey",

@@ -1,8 +1,8 @@
 """Strict compact JWS (RFC 7515 §7.1) parsing and signature checks.
 
 Everything here runs on every request, before we know whether the token is
-genuine, so it is both strict and cheap: one split, C-level base64 and JSON,
-and lookups in tables built once at import time.
+genuine, so it is strict and plain: one split, C-level base64 and JSON, and
+lookups in tables built once at import time.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import binascii
 import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
@@ -22,13 +22,14 @@ from .errors import ConfigurationError, MalformedTokenError, UnsupportedAlgorith
 
 __all__ = [
     "ALGORITHMS",
+    "MAX_JSON_DEPTH",
     "Algorithm",
-    "CompactJWS",
+    "ParsedToken",
     "SignatureCheck",
+    "TokenParser",
+    "base64url_decode",
     "check_algorithms",
     "decode_json_object",
-    "parse_compact",
-    "split_compact",
 ]
 
 #: ``check(signing_input, signature) -> bool`` for one key and one algorithm.
@@ -156,21 +157,11 @@ def check_algorithms(algorithms: Collection[str]) -> frozenset[str]:
     return allowed
 
 
-@dataclass(frozen=True, slots=True)
-class CompactJWS:
-    """A parsed, not yet verified, compact JWS."""
-
-    header: dict[str, Any]
-    payload: dict[str, Any]
-    signing_input: bytes
-    signature: bytes
-
-
 # --- base64url (RFC 7515 §2): no padding, no '+' '/', canonical last character ------
 
 # Maps the URL-safe alphabet onto the standard one and '+', '/', '=' onto '!', which
 # is in neither: binascii's strict mode then refuses every byte outside the base64url
-# alphabet in the same C pass that decodes (a regex pre-scan more than doubled the
+# alphabet in the same C pass that decodes (a regex pre-scan more than doubles the
 # cost: benchmarks/bench_parts.py).
 _TO_STANDARD_ALPHABET = bytes.maketrans(b"-_+/=", b"+/!!!")
 _PADDING = (b"", b"", b"==", b"=")
@@ -185,16 +176,41 @@ _CANONICAL_LAST: tuple[frozenset[int], ...] = (
 )
 
 
-def _base64url_decode(segment: bytes, what: str) -> bytes:
-    leftover = len(segment) & 3
-    if leftover and segment[-1] not in _CANONICAL_LAST[leftover]:
-        raise MalformedTokenError(f"the {what} is not canonical unpadded base64url")
+def base64url_decode(data: str | bytes) -> bytes:
+    """Decode canonical, unpadded base64url (RFC 7515 §2).
+
+    Args:
+        data: The encoded text; a ``str`` must be ASCII.
+
+    Returns:
+        The decoded bytes.
+
+    Raises:
+        ValueError: ``data`` holds padding, a character outside the base64url
+            alphabet, or a last character with unused bits set.
+    """
+    if isinstance(data, str):
+        try:
+            data = data.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError("not base64url: non-ASCII characters") from None
+    leftover = len(data) & 3
+    if leftover and data[-1] not in _CANONICAL_LAST[leftover]:
+        raise ValueError("not canonical unpadded base64url")
     try:
         return binascii.a2b_base64(
-            segment.translate(_TO_STANDARD_ALPHABET) + _PADDING[leftover], strict_mode=True
+            data.translate(_TO_STANDARD_ALPHABET) + _PADDING[leftover], strict_mode=True
         )
     except binascii.Error:
-        raise MalformedTokenError(f"the {what} is not canonical unpadded base64url") from None
+        raise ValueError("not canonical unpadded base64url") from None
+
+
+def _segment(data: bytes, what: str) -> bytes:
+    try:
+        return base64url_decode(data)
+    except ValueError:
+        problem = f"the {what} is not canonical unpadded base64url"
+    raise MalformedTokenError(problem)  # outside the except: no chained ValueError
 
 
 # --- JSON (RFC 7515 §5.2 + RFC 8259): UTF-8 objects, unique names, bounded depth ----
@@ -219,18 +235,8 @@ def _no_constant(name: str) -> NoReturn:
     raise _NotStrictJSON(f"{name} is not valid JSON")
 
 
-# Built once: json.loads(..., object_pairs_hook=...) builds a new decoder and C
-# scanner on every call (~1.2 µs a Para payload, bench_parts.py).
+# Built once: json.loads(..., object_pairs_hook=...) builds a new decoder on every call.
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_no_constant)
-# The payload's fast path (see _payload_json) calls a hook-less decoder's C scanner
-# (an instance attribute typeshed does not declare) directly. Scanners are reentrant:
-# their key memo is only a cache.
-_scan_payload: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(
-    parse_constant=_no_constant
-).scan_once  # type: ignore[attr-defined]
-# Deleting every byte but these leaves a short string to count: one C pass instead
-# of three str.count calls.
-_NOT_STRUCTURAL = bytes(sorted(set(range(256)) - set(b":{[")))
 
 
 def _nests_deeper_than(value: dict[str, Any], limit: int) -> bool:
@@ -253,7 +259,19 @@ def _nests_deeper_than(value: dict[str, Any], limit: int) -> bool:
 def decode_json_object(
     raw: bytes, what: str, error: type[Exception] = MalformedTokenError
 ) -> dict[str, Any]:
-    """Strict JSON: UTF-8, an object, unique member names, no NaN/Infinity, bounded depth."""
+    """Decode strict JSON: UTF-8, an object, unique member names, no NaN, bounded depth.
+
+    Args:
+        raw: The document.
+        what: Its name in error messages ("header", "payload", "key set").
+        error: The exception class raised for a document that fails.
+
+    Returns:
+        The decoded object.
+
+    Raises:
+        MalformedTokenError: (or ``error``) The document breaks a rule.
+    """
     # Errors are raised after the except blocks, not in them: a chained
     # JSONDecodeError or UnicodeDecodeError would carry the document itself (the
     # token's payload) in __context__, for any tool that walks the chain to see.
@@ -276,129 +294,123 @@ def decode_json_object(
     return value
 
 
-def _payload_json(raw: bytes) -> dict[str, Any]:
-    """``decode_json_object`` for a token's payload, with Para's payloads at C speed.
-
-    An ``object_pairs_hook`` sees every object's members before they collapse
-    into a dict, which is how ``decode_json_object`` finds repeated names; but
-    the C scanner's pairs path (a list of pairs per object, then the call) is
-    slower than the counting below: 3.5 µs against 2.9 µs on a Para payload,
-    depth check included (bench_parts.py). Here the payload is parsed without
-    the hook and the absence of repeated names is proven by counting instead:
-
-    * every member has exactly one ``:`` outside strings, so the ``:`` in the
-      text (strings may hold more) are at least the members written;
-    * members written are at least the members parsed, and a repeated name
-      makes it strictly more (its members collapse into one);
-    * parsed members are at least ``_members_lower_bound``'s sum of ``len()``
-      over some of the parsed objects.
-
-    So ``:`` count == that bound proves that no name repeats. It holds for
-    Para's payloads (no ``:`` in their strings, every object visited); anything
-    else (a colon in a string, other objects, an error, whitespace around the
-    document, too many brackets for the depth bound) is decided by
-    ``decode_json_object`` in full.
-    """
-    try:
-        text = raw.decode("utf-8")
-        value, end = _scan_payload(text, 0)
-        scanned = end == len(text) and type(value) is dict
-    except (ValueError, StopIteration, RecursionError):
-        scanned = False  # the strict decoder decides, outside this except block
-    if not scanned:
-        return decode_json_object(raw, "payload")
-    # In UTF-8, bytes below 0x80 only ever encode ASCII characters, so counting
-    # bytes counts characters.
-    structural = raw.translate(None, _NOT_STRUCTURAL)
-    colons = structural.count(b":")
-    if (
-        len(structural) - colons > MAX_JSON_DEPTH  # '{' and '[': the depth bound's bracket count
-        or colons != _members_lower_bound(value)
-    ):
-        return decode_json_object(raw, "payload")
-    return cast(dict[str, Any], value)  # a dict: `scanned` checked its type
-
-
-def _members_lower_bound(payload: dict[str, Any]) -> int:
-    """Members of the payload, its ``data`` and the wallets there: Para's objects.
-
-    Exact for Para's payloads, a lower bound for any other document, which is all
-    ``_payload_json``'s proof needs.
-    """
-    members = len(payload)
-    data = payload.get("data")
-    if type(data) is dict:
-        members += len(data)
-        for name in ("wallets", "connectedWallets"):
-            wallets = data.get(name)
-            if type(wallets) is list:
-                for wallet in wallets:
-                    if type(wallet) is dict:
-                        members += len(wallet)
-    return members
-
-
 # --- the compact serialization -------------------------------------------------------
 
 #: Header parameters that point at keys inside or outside the token. Para's tokens
 #: never carry them, and trusting any of them lets the sender choose the key.
 _KEY_POINTING_HEADERS = ("jwk", "jku", "x5u", "x5c")
 
-
-def parse_compact(token: str | bytes, *, max_size: int, algorithms: frozenset[str]) -> CompactJWS:
-    """Split, decode and check the header of a compact JWS. The signature is not checked."""
-    _, header, payload, signing_input, signature = split_compact(
-        token, max_size=max_size, algorithms=algorithms
-    )
-    return CompactJWS(header, payload, signing_input, signature)
+#: Para signs with a handful of keys and one header shape per key; this bound only
+#: matters across many rotations in a long-lived process (then it starts over).
+_MAX_KNOWN_HEADERS = 16
 
 
-def split_compact(
-    token: str | bytes,
-    *,
-    max_size: int,
-    algorithms: frozenset[str],
-    known_headers: Mapping[bytes, dict[str, Any]] | None = None,
-) -> tuple[bytes, dict[str, Any], dict[str, Any], bytes, bytes]:
-    """``parse_compact`` as a plain tuple: (header segment, header, payload,
-    signing input, signature). The verifier's hot path: a tuple costs nothing to
-    build or unpack, the frozen ``CompactJWS`` needs a dataclass ``__init__``.
+@dataclass(slots=True)
+class ParsedToken:
+    """A compact JWS split and decoded, its header checked; the signature is not."""
 
-    ``known_headers`` maps header segments that already passed every check under
-    the same ``algorithms`` to their decoded header, which is then reused as is.
+    #: The header segment as sent (base64url).
+    header_b64: bytes
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    #: ``header_b64 + b"." + payload_b64``: what the signature signs.
+    signing_input: bytes
+    signature: bytes
+
+    @property
+    def kid(self) -> str:
+        """The ``kid`` header parameter (checked to be a non-empty string)."""
+        kid: str = self.header["kid"]
+        return kid
+
+    @property
+    def alg(self) -> str:
+        """The ``alg`` header parameter (checked to be an allowed algorithm)."""
+        alg: str = self.header["alg"]
+        return alg
+
+
+class TokenParser:
+    """Parses compact JWS strictly for one verifier.
+
+    Every token signed by one key carries the same header, so the header of a
+    token whose signature verified is remembered (``remember_header``) and
+    reused without decoding or checking it again. Only genuine headers get in,
+    so junk cannot churn this small table; it is shared by every thread, and
+    its plain dict operations are each atomic.
+
+    Args:
+        max_size: Longest token accepted, in bytes.
+        algorithms: The allowed ``alg`` values (from ``check_algorithms``).
     """
-    if isinstance(token, str):
-        if len(token) > max_size:
-            raise MalformedTokenError(f"the token is larger than {max_size} bytes")
-        try:
-            raw = token.encode("ascii")
-        except UnicodeEncodeError:
-            raise MalformedTokenError("the token contains non-ASCII characters") from None
-    elif isinstance(token, bytes):
-        if len(token) > max_size:
-            raise MalformedTokenError(f"the token is larger than {max_size} bytes")
-        raw = token
-    else:
-        raise MalformedTokenError(f"the token must be str or bytes, not {type(token).__name__}")
 
-    # Bytes, not str: bytes.translate is a table lookup, str.translate a dict walk
-    # (1.7 µs against 4.7 µs for a Para payload, bench_parts.py).
-    segments = raw.split(b".")
-    if len(segments) != 3:
-        raise MalformedTokenError(
-            f"a compact JWS has 3 dot-separated segments, this has {len(segments)}"
-        )
-    header_b64, payload_b64, signature_b64 = segments
-    header = None if known_headers is None else known_headers.get(header_b64)
-    if header is None:
-        header = decode_json_object(_base64url_decode(header_b64, "header"), "header")
-        _check_header(header, algorithms)
-    payload = _payload_json(_base64url_decode(payload_b64, "payload"))
-    signature = _base64url_decode(signature_b64, "signature")
-    if not signature:
-        raise MalformedTokenError("the signature is empty")
-    signing_input = raw[: len(header_b64) + 1 + len(payload_b64)]
-    return header_b64, header, payload, signing_input, signature
+    __slots__ = ("_algorithms", "_known_headers", "_max_size")
+
+    def __init__(self, *, max_size: int, algorithms: frozenset[str]) -> None:
+        self._max_size = max_size
+        self._algorithms = algorithms
+        self._known_headers: dict[bytes, dict[str, Any]] = {}
+
+    def parse(self, token: str | bytes) -> ParsedToken:
+        """Split, decode and check a compact JWS (RFC 7515 §7.1).
+
+        Args:
+            token: The compact serialization.
+
+        Returns:
+            The parsed token; its signature is not checked.
+
+        Raises:
+            MalformedTokenError: The token breaks a rule of the format.
+            UnsupportedAlgorithmError: Its ``alg`` is not allowed.
+        """
+        if isinstance(token, str):
+            if len(token) > self._max_size:
+                raise MalformedTokenError(f"the token is larger than {self._max_size} bytes")
+            if not token.isascii():
+                raise MalformedTokenError("the token contains non-ASCII characters")
+            raw = token.encode("ascii")
+        elif isinstance(token, bytes):
+            if len(token) > self._max_size:
+                raise MalformedTokenError(f"the token is larger than {self._max_size} bytes")
+            raw = token
+        else:
+            raise MalformedTokenError(
+                f"the token must be str or bytes, not {type(token).__name__}"
+            )
+        segments = raw.split(b".")
+        if len(segments) != 3:
+            raise MalformedTokenError(_wrong_shape(raw, len(segments)))
+        header_b64, payload_b64, signature_b64 = segments
+        header = self._known_headers.get(header_b64)
+        if header is None:
+            if header_b64[:7].lower() == b"bearer ":
+                raise MalformedTokenError(_BEARER)
+            header = decode_json_object(_segment(header_b64, "header"), "header")
+            _check_header(header, self._algorithms)
+        payload = decode_json_object(_segment(payload_b64, "payload"), "payload")
+        signature = _segment(signature_b64, "signature")
+        if not signature:
+            raise MalformedTokenError("the signature is empty")
+        signing_input = raw[: len(header_b64) + 1 + len(payload_b64)]
+        return ParsedToken(header_b64, header, payload, signing_input, signature)
+
+    def remember_header(self, parsed: ParsedToken) -> None:
+        """Remember ``parsed``'s header; call only once its signature verified."""
+        known = self._known_headers
+        if parsed.header_b64 not in known:
+            if len(known) >= _MAX_KNOWN_HEADERS:
+                known.clear()
+            known[parsed.header_b64] = parsed.header
+
+
+_BEARER = "the token starts with 'Bearer ': strip the scheme and pass the token alone"
+
+
+def _wrong_shape(raw: bytes, segments: int) -> str:
+    if raw[:7].lower() == b"bearer ":
+        return _BEARER
+    return f"a compact JWS has 3 dot-separated segments, this has {segments}"
 
 
 def _check_header(header: dict[str, Any], algorithms: frozenset[str]) -> None:

@@ -9,16 +9,16 @@ claim of the wrong type is a sign of a token from something other than Para.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from operator import itemgetter
-from typing import Any, NoReturn, Self
+from typing import Any, Self, TypeVar, cast
 
 from .errors import InvalidClaimsError
 
-__all__ = ["AuthType", "OAuthMethod", "ParaClaims", "Wallet", "WalletType"]
+__all__ = ["AuthType", "OAuthMethod", "ParaClaims", "Payload", "Wallet", "WalletType"]
 
 
 class _OpenStrEnum(StrEnum):
@@ -38,7 +38,7 @@ class _OpenStrEnum(StrEnum):
             return None
         known = cls._value2member_map_.get(cls._canonical(value))
         if known is not None:
-            return known  # type: ignore[return-value]
+            return cast(Self, known)
         member = str.__new__(cls, value)
         member._name_ = value
         member._value_ = value
@@ -114,44 +114,11 @@ class Wallet:
     public_key: str | None
 
 
-# --- building frozen claims fast ---------------------------------------------------------
-#
-# A frozen dataclass's __init__ stores each field through object.__setattr__:
-# ~1.5 µs for ParaClaims' 17 fields (benchmarks/bench_parts.py), and more per
-# Wallet. A draft is a plain class with the same __slots__, hence the same
-# memory layout: it is filled with ordinary attribute stores (a fraction of that), then
-# re-classed in place (CPython allows __class__ assignment between layout-compatible
-# classes). The result is an ordinary instance of the frozen class: equality, repr,
-# hashing and FrozenInstanceError behave exactly as if __init__ had built it.
-
-
-def _draft_class(cls: type) -> Any:
-    return type(f"_{cls.__name__}Draft", (), {"__slots__": cls.__dict__["__slots__"]})
-
-
-_WalletDraft = _draft_class(Wallet)
-# The enums' own lookup table, read directly: calling the enum runs Python-level
-# Enum machinery, and _missing_ too when the value needs case folding.
-_WALLET_TYPES: Mapping[str, WalletType] = WalletType._value2member_map_  # type: ignore[assignment]
-_AUTH_TYPES: Mapping[str, AuthType] = AuthType._value2member_map_  # type: ignore[assignment]
-_OAUTH_METHODS: Mapping[str, OAuthMethod] = OAuthMethod._value2member_map_  # type: ignore[assignment]
-# Para sends all four members: one C call reads them instead of four .get calls.
-_WALLET_MEMBERS = itemgetter("id", "type", "address", "publicKey")
-
-
 def _wallet(value: Any, field: str) -> Wallet:
     if not isinstance(value, dict):
         raise InvalidClaimsError(f"{field} entries must be objects")
-    try:
-        wallet_id, wallet_type, address, public_key = _WALLET_MEMBERS(value)
-    except KeyError:  # publicKey is optional (the others are checked just below)
-        get = value.get
-        wallet_id, wallet_type, address, public_key = (
-            get("id"),
-            get("type"),
-            get("address"),
-            get("publicKey"),
-        )
+    wallet_id, wallet_type, address = value.get("id"), value.get("type"), value.get("address")
+    public_key = value.get("publicKey")
     if not (
         type(wallet_id) is str
         and type(wallet_type) is str
@@ -162,13 +129,7 @@ def _wallet(value: Any, field: str) -> Wallet:
             f"{field} entries need string 'id', 'type' and 'address' "
             "and an optional string 'publicKey'"
         )
-    wallet = _WalletDraft()
-    wallet.id = wallet_id
-    wallet.type = _WALLET_TYPES.get(wallet_type) or WalletType(wallet_type)
-    wallet.address = address
-    wallet.public_key = public_key
-    wallet.__class__ = Wallet
-    return wallet  # type: ignore[no-any-return]
+    return Wallet(wallet_id, WalletType(wallet_type), address, public_key)
 
 
 def _wallet_tuple(value: Any, field: str) -> tuple[Wallet, ...]:
@@ -197,23 +158,68 @@ def _optional_id(data: Mapping[str, Any], name: str) -> str | None:
     return _optional_str(data, name)
 
 
-def _check_data(data: Mapping[str, Any]) -> NoReturn:
-    """Raise for the first broken rule on ``data`` beyond ``userId``, in documented order."""
-    _optional_str(data, "authType")
-    _optional_str(data, "oAuthMethod")
-    _wallets(data, "wallets")
-    _wallets(data, "connectedWallets")
-    _optional_str(data, "identifier")
-    _optional_str(data, "email")
-    _optional_str(data, "phone")
-    _optional_id(data, "telegramUserId")
-    _optional_str(data, "farcasterUsername")
-    _optional_str(data, "externalWalletAddress")
-    # Only reached if this and the fast check in from_payload disagree: fail closed.
-    raise InvalidClaimsError("the 'data' claim is malformed")
+_Enum = TypeVar("_Enum", bound="_OpenStrEnum")
 
 
-_STR_OR_NONE = frozenset({str, type(None)})
+def _optional_enum(data: Mapping[str, Any], name: str, enum: type[_Enum]) -> _Enum | None:
+    value = _optional_str(data, name)
+    return None if value is None else enum(value)
+
+
+def _timestamp(payload: Mapping[str, Any], name: str) -> datetime | None:
+    # The verifier checked exp, nbf and iat before the claims are built.
+    value = payload.get(name)
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class Payload(Mapping[str, Any]):
+    """A read-only view of a verified token's payload.
+
+    Nested objects come out as ``Payload`` too and arrays as tuples, so nothing
+    reached through it can change what the verified-token cache hands the next
+    request presenting the same token. ``copy()`` returns a plain ``dict`` (a
+    deep copy) to change or serialize; ``copy.deepcopy`` and ``pickle`` work.
+    """
+
+    __slots__ = ("_members",)
+
+    def __init__(self, members: Mapping[str, Any]) -> None:
+        self._members = dict(members)
+
+    def __getitem__(self, name: str) -> Any:
+        return _read_only(self._members[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __repr__(self) -> str:
+        return f"Payload({self._members!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Payload):
+            return self._members == other._members
+        return self._members == other if isinstance(other, dict) else NotImplemented
+
+    def copy(self) -> dict[str, Any]:
+        """A deep copy of the payload as a plain, mutable ``dict``."""
+        return copy.deepcopy(self._members)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Payload:
+        return Payload(copy.deepcopy(self._members, memo))
+
+    def __reduce__(self) -> tuple[type[Payload], tuple[dict[str, Any]]]:
+        return Payload, (self._members,)
+
+
+def _read_only(value: Any) -> Any:
+    if isinstance(value, dict):
+        return Payload(value)
+    if isinstance(value, list):
+        return tuple(_read_only(item) for item in value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,10 +249,9 @@ class ParaClaims:
     issued_at: datetime | None
     expires_at: datetime
     key_id: str
-    #: The whole verified payload, as sent. Read it, never mutate it: the verified-
-    #: token cache hands the same claims to every request presenting this token.
-    #: (A read-only proxy would break dataclasses.asdict and copy.deepcopy.)
-    payload: Mapping[str, Any]
+    #: The whole verified payload, read-only (see ``Payload``). Left out of
+    #: ``hash(claims)``, which hashes every other field.
+    payload: Payload = field(hash=False)
 
     def wallets_of(self, wallet_type: WalletType | str) -> tuple[Wallet, ...]:
         """The user's Para wallets of one chain family, in token order."""
@@ -275,89 +280,24 @@ class ParaClaims:
         subject = payload.get("sub")
         if subject is not None and subject != user_id:
             raise InvalidClaimsError("'sub' does not match data.userId")
-        get = data.get
-        auth_type = get("authType")
-        oauth_method = get("oAuthMethod")
-        identifier = get("identifier")
-        email = get("email")
-        phone = get("phone")
-        telegram_user_id = get("telegramUserId")
-        farcaster_username = get("farcasterUsername")
-        external_wallet_address = get("externalWalletAddress")
-        if type(telegram_user_id) is int:
-            telegram_user_id = str(telegram_user_id)
-        # All string fields in one C-level pass, not a helper call per field.
-        # If one is wrong, _check_data finds it and names it, checking in
-        # the documented order (wallets included), as a field-by-field check would.
-        if not _STR_OR_NONE.issuperset(
-            map(
-                type,
-                (
-                    auth_type,
-                    oauth_method,
-                    identifier,
-                    email,
-                    phone,
-                    telegram_user_id,
-                    farcaster_username,
-                    external_wallet_address,
-                ),
-            )
-        ):
-            _check_data(data)
-        wallets = get("wallets")
-        wallets = () if wallets is None else _wallet_tuple(wallets, "data.wallets")
-        connected_wallets = get("connectedWallets")
-        if connected_wallets is not None:
-            connected_wallets = _wallet_tuple(connected_wallets, "data.connectedWallets")
-        else:
-            connected_wallets = ()
-        iat = payload.get("iat")
-        fields = (
-            user_id,
-            wallets,
-            connected_wallets,
-            None if auth_type is None else _AUTH_TYPES.get(auth_type) or AuthType(auth_type),
-            identifier,
-            email,
-            phone,
-            None
-            if oauth_method is None
-            else _OAUTH_METHODS.get(oauth_method) or OAuthMethod(oauth_method),
-            telegram_user_id,
-            farcaster_username,
-            external_wallet_address,
-            subject,
-            audience,
-            None if iat is None else datetime.fromtimestamp(iat, UTC),
-            datetime.fromtimestamp(payload["exp"], UTC),
-            key_id,
-            payload,
+        # Keyword arguments are evaluated in source order: the first broken
+        # field, in the documented order, is the one named.
+        return cls(
+            auth_type=_optional_enum(data, "authType", AuthType),
+            oauth_method=_optional_enum(data, "oAuthMethod", OAuthMethod),
+            wallets=_wallets(data, "wallets"),
+            connected_wallets=_wallets(data, "connectedWallets"),
+            identifier=_optional_str(data, "identifier"),
+            email=_optional_str(data, "email"),
+            phone=_optional_str(data, "phone"),
+            telegram_user_id=_optional_id(data, "telegramUserId"),
+            farcaster_username=_optional_str(data, "farcasterUsername"),
+            external_wallet_address=_optional_str(data, "externalWalletAddress"),
+            user_id=user_id,
+            subject=subject,
+            audience=audience,
+            issued_at=_timestamp(payload, "iat"),
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+            key_id=key_id,
+            payload=Payload(payload),
         )
-        if cls is not ParaClaims:
-            return cls(*fields)
-        claims = _ParaClaimsDraft()
-        (
-            claims.user_id,
-            claims.wallets,
-            claims.connected_wallets,
-            claims.auth_type,
-            claims.identifier,
-            claims.email,
-            claims.phone,
-            claims.oauth_method,
-            claims.telegram_user_id,
-            claims.farcaster_username,
-            claims.external_wallet_address,
-            claims.subject,
-            claims.audience,
-            claims.issued_at,
-            claims.expires_at,
-            claims.key_id,
-            claims.payload,
-        ) = fields
-        claims.__class__ = ParaClaims
-        return claims  # type: ignore[no-any-return]
-
-
-_ParaClaimsDraft = _draft_class(ParaClaims)

@@ -26,7 +26,7 @@ from typing import Any, Unpack
 
 import aiohttp
 
-from ._jws import check_algorithms, split_compact
+from ._jws import ParsedToken, TokenParser, check_algorithms
 from ._options import check_callable, check_int, check_seconds
 from .claims import ParaClaims
 from .environments import Environment
@@ -52,9 +52,6 @@ _CacheEntry = tuple[ParaClaims, VerificationKey, float, float]
 _MAX_TIMESTAMP = 253_402_300_799
 #: A NumericDate's types; bool is an int in Python, so exact types are compared.
 _NUMBERS = (int, float)
-#: Para publishes a handful of keys and one header shape per key; this bound only
-#: matters across many rotations in a long-lived process (then it starts over).
-_MAX_KNOWN_HEADERS = 16
 _API_KEY_SHAPE = re.compile(r"(?i)(beta|prod|sandbox|dev|development|production|sk|pk)_")
 
 
@@ -65,11 +62,7 @@ class _Unverified:
     #: The token itself when it may enter the token cache, else None.
     token: str | bytes | None
     kid: str
-    header_b64: bytes
-    header: dict[str, Any]
-    payload: dict[str, Any]
-    signing_input: bytes
-    signature: bytes
+    parsed: ParsedToken
     valid_until: float
     valid_from: float
 
@@ -134,10 +127,7 @@ class ParaVerifier:
         self._token_cache_size = check_int("token_cache_size", token_cache_size, minimum=0)
         check_callable("clock", clock, "returning seconds since the epoch")
         self._clock = clock
-        # Header segments of tokens that verified, decoded: every token Para signs
-        # with one key carries the same header, so it is decoded and checked once
-        # (~2.3 µs a token). Only genuine headers get in, so junk cannot churn it.
-        self._known_headers: dict[bytes, dict[str, Any]] = {}
+        self._parser = TokenParser(max_size=self._max_token_size, algorithms=self._algorithms)
         # An OrderedDict is the LRU: its get, move_to_end and popitem are C calls.
         # cachetools.LRUCache wraps the same operations in Python (a miss raises
         # and catches KeyError twice): a new token meeting a full cache cost
@@ -245,23 +235,10 @@ class ParaVerifier:
             if claims is not None:
                 return claims
 
-        header_b64, header, payload, signing_input, signature = split_compact(
-            token,
-            max_size=self._max_token_size,
-            algorithms=self._algorithms,
-            known_headers=self._known_headers,
-        )
-        valid_until, valid_from = self._check_registered_claims(payload, now)
+        parsed = self._parser.parse(token)
+        valid_until, valid_from = self._check_registered_claims(parsed.payload, now)
         unverified = _Unverified(
-            token if cacheable else None,
-            header["kid"],
-            header_b64,
-            header,
-            payload,
-            signing_input,
-            signature,
-            valid_until,
-            valid_from,
+            token if cacheable else None, parsed.kid, parsed, valid_until, valid_from
         )
         if self._pinned is not None:
             return self._complete(unverified, self._pinned.key(unverified.kid))
@@ -283,27 +260,21 @@ class ParaVerifier:
 
     def _complete(self, unverified: _Unverified, key: VerificationKey) -> ParaClaims:
         """Check the signature with ``key``, build the claims and remember the token."""
-        header = unverified.header
+        parsed = unverified.parsed
         # The key's checks exist exactly for the algorithms that fit it.
-        check = key.checks.get(header["alg"])
+        check = key.checks.get(parsed.alg)
         if check is None:
             raise UnsupportedAlgorithmError(
-                f"the key named by 'kid' is not for {header['alg']} "
+                f"the key named by 'kid' is not for {parsed.alg} "
                 f"(it is a {key.kty}{' ' + key.curve if key.curve else ''} key)"
             )
-        if not check(unverified.signing_input, unverified.signature):
+        if not check(parsed.signing_input, parsed.signature):
             raise InvalidSignatureError("the signature does not verify")
 
         claims = ParaClaims.from_payload(
-            unverified.payload, audience=self._audience, key_id=unverified.kid
+            parsed.payload, audience=self._audience, key_id=unverified.kid
         )
-        known_headers = self._known_headers
-        if unverified.header_b64 not in known_headers:
-            # Plain dict operations, each atomic: two threads clearing or adding
-            # at once lose nothing that matters (it only holds genuine headers).
-            if len(known_headers) >= _MAX_KNOWN_HEADERS:
-                known_headers.clear()
-            known_headers[unverified.header_b64] = header
+        self._parser.remember_header(parsed)
         token_cache = self._token_cache
         if unverified.token is not None and token_cache is not None:
             entry = (claims, key, unverified.valid_until, unverified.valid_from)

@@ -7,8 +7,10 @@ rule at work, not a bad signature.
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ from para_jwt import (
     Wallet,
     WalletType,
 )
-from para_jwt._jws import ALGORITHMS, parse_compact, split_compact
+from para_jwt._jws import ALGORITHMS
 from para_jwt.jwks import KeySet
 from para_jwt.testing import MockPara
 from tests.conftest import FakeClock
@@ -129,18 +131,6 @@ async def test_nan_is_refused_on_the_verify_path(para: MockPara, clock: FakeCloc
         await pinned(para, clock).verify(token)
 
 
-def test_split_compact_is_parse_compact_as_a_tuple(para: MockPara) -> None:
-    token = para.issue_jwt()
-    algorithms = frozenset({"RS256"})
-    header_b64, *parts = split_compact(token, max_size=16384, algorithms=algorithms)
-    jws = parse_compact(token, max_size=16384, algorithms=algorithms)
-    assert tuple(parts) == (jws.header, jws.payload, jws.signing_input, jws.signature)
-    assert header_b64 == token.split(".")[0].encode()
-
-
-# --- verified headers are remembered, only those ------------------------------------------
-
-
 async def test_only_headers_of_verified_tokens_are_remembered(
     para: MockPara, clock: FakeClock
 ) -> None:
@@ -150,9 +140,9 @@ async def test_only_headers_of_verified_tokens_are_remembered(
     forged = good[: good.rindex(".") + 1] + "A" * 342
     with pytest.raises(InvalidSignatureError):
         await verifier.verify(forged)
-    assert verifier._known_headers == {}
+    assert verifier._parser._known_headers == {}
     await verifier.verify(good)
-    assert verifier._known_headers == {good.split(".")[0].encode(): json.loads(header)}
+    assert verifier._parser._known_headers == {good.split(".")[0].encode(): json.loads(header)}
 
 
 async def test_remembered_headers_are_bounded(para: MockPara, clock: FakeClock) -> None:
@@ -160,7 +150,7 @@ async def test_remembered_headers_are_bounded(para: MockPara, clock: FakeClock) 
     for extra in range(40):
         header = f'{{"alg":"RS256","kid":"{para.current_kid}","n{extra}":1}}'.encode()
         await verifier.verify(signed(para, payload_text(para), header=header))
-        assert 1 <= len(verifier._known_headers) <= 16
+        assert 1 <= len(verifier._parser._known_headers) <= 16
 
 
 # --- signature checks bound once per key agree with joserfc's -----------------------------
@@ -191,7 +181,7 @@ def test_a_key_has_checks_exactly_for_its_algorithms() -> None:
     assert key.verify(ALGORITHMS["ES256"], b"x.y", b"\0" * 64) is False
 
 
-# --- claims built through drafts are the dataclass's own instances ---------------------
+# --- claims are the dataclass's own instances ---------------------
 
 
 async def test_claims_equal_what_the_dataclass_constructor_builds(
@@ -296,13 +286,34 @@ async def test_out_of_range_dates_are_invalid_claims(
         await pinned(para, clock).verify(token)
 
 
-async def test_a_hit_never_reads_the_callers_copy_of_the_payload(
+async def test_a_handler_cannot_change_the_payload_the_next_hit_returns(
     para: MockPara, clock: FakeClock
 ) -> None:
     verifier = pinned(para, clock)
-    token = para.issue_jwt(expires_in=60)
+    token = para.issue_jwt(expires_in=60, email="a@example.com")
     claims = await verifier.verify(token)
-    claims.payload["exp"] = NOW + 10**6  # type: ignore[index]
+    with pytest.raises(TypeError):
+        claims.payload["exp"] = NOW + 10**6  # type: ignore[index]
+    with pytest.raises(TypeError):
+        claims.payload["data"]["email"] = "attacker@example.com"
+    with pytest.raises(AttributeError):
+        claims.payload["data"]["wallets"].append({})
+    mine = claims.payload.copy()
+    mine["data"]["email"] = "attacker@example.com"
+    mine["exp"] = NOW + 10**6
+    again = await verifier.verify(token)
+    assert again is claims  # a hit
+    assert again.payload["data"]["email"] == "a@example.com"
     clock.advance(60)
     with pytest.raises(TokenExpiredError):
         await verifier.verify(token)
+
+
+async def test_claims_copy_pickle_hash_and_asdict(para: MockPara, clock: FakeClock) -> None:
+    claims = await pinned(para, clock).verify(para.issue_jwt())
+    assert copy.deepcopy(claims) == claims
+    assert pickle.loads(pickle.dumps(claims)) == claims  # noqa: S301 - our own bytes
+    assert hash(claims) == hash(copy.deepcopy(claims))
+    as_dict = dataclasses.asdict(claims)
+    assert as_dict["payload"] == claims.payload.copy()
+    assert as_dict["user_id"] == claims.user_id

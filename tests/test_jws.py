@@ -1,4 +1,4 @@
-"""Strict compact-JWS parsing (``para_jwt._jws.parse_compact``), rule by rule.
+"""Strict compact-JWS parsing (``para_jwt._jws.TokenParser``), rule by rule.
 
 Each rejected token differs from a well-formed one only in the part under
 test, so each test fails if its rule is removed.
@@ -25,7 +25,7 @@ from tokens import (
 )
 
 from para_jwt import InvalidTokenError, MalformedTokenError, UnsupportedAlgorithmError
-from para_jwt._jws import MAX_JSON_DEPTH, CompactJWS, parse_compact
+from para_jwt._jws import MAX_JSON_DEPTH, ParsedToken, TokenParser, base64url_decode
 
 RS256_ONLY = frozenset({"RS256"})
 DEFAULT_MAX_SIZE = 16 * 1024
@@ -51,8 +51,8 @@ def token_with(
     )
 
 
-def parse(token: Any, *, max_size: int = DEFAULT_MAX_SIZE) -> CompactJWS:
-    return parse_compact(token, max_size=max_size, algorithms=RS256_ONLY)
+def parse(token: Any, *, max_size: int = DEFAULT_MAX_SIZE) -> ParsedToken:
+    return TokenParser(max_size=max_size, algorithms=RS256_ONLY).parse(token)
 
 
 def assert_refused(
@@ -373,3 +373,30 @@ def test_typ_jwt_is_accepted_in_any_case(typ: str) -> None:
 @pytest.mark.parametrize("typ", ["at+jwt", "JOSE", "JWS", "", "JWT ", 5, ["JWT"], True])
 def test_typ_other_than_jwt_is_refused(typ: Any) -> None:
     assert_refused(token_with(header(typ=typ)), says="'typ' is not 'JWT'")
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        ("", b""),
+        ("AQ", b"\x01"),
+        ("AQI", b"\x01\x02"),
+        ("AQID", b"\x01\x02\x03"),
+        ("-_8", b"\xfb\xff"),
+    ],
+)
+def test_base64url_decode(encoded: str, decoded: bytes) -> None:
+    assert base64url_decode(encoded) == decoded
+    assert base64url_decode(encoded.encode()) == decoded
+
+
+@pytest.mark.parametrize("bad", ["AQ==", "A", "AR", "+/8", "AQ\n", "é", "AQ I"])
+def test_base64url_decode_refuses_with_value_error(bad: str) -> None:
+    with pytest.raises(ValueError, match="base64url"):
+        base64url_decode(bad)
+
+
+def test_a_bearer_prefix_is_named() -> None:
+    for prefixed in ("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "bearer x.y", "Bearer x"):
+        with pytest.raises(MalformedTokenError, match="strip the scheme"):
+            parse(prefixed)
