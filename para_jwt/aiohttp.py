@@ -40,17 +40,31 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Final, overload
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ._aiohttp_base import (
+    ANONYMOUS_KEY,
+    API_CLIENT_KEY,
+    CLAIMS_KEY,
+    CONFIG_KEY,
+    SESSION_KEY,
+    VERIFIER_KEY,
+    Config,
+    Decorator,
+    ErrorHandler,
+    P,
+    R,
+    TokenGetter,
+    config_of,
+    default_error_handler,
+    guard,
+)
+from ._aiohttp_session import get_session, para_session_required
 from ._http import (
-    DEFAULT_MAX_BODY_SIZE,
-    VERIFICATION_TOKEN_HEADER,
     Absent,
     Gate,
     Paths,
@@ -59,20 +73,12 @@ from ._http import (
     RejectionError,
     Requirements,
     check_callable,
-    check_max_body_size,
     check_realm,
-    check_session,
-    is_json,
-    log_rejection,
-    read_capped,
     refuse_unknown,
-    too_large,
-    verification_token_body,
-    verification_token_header,
     verify_bearer,
     verify_token,
 )
-from .api import ParaAPI, SessionInfo
+from .api import ParaAPI
 from .claims import AuthType, ParaClaims, WalletType
 from .errors import ConfigurationError
 from .verifier import ParaVerifier
@@ -95,103 +101,6 @@ __all__ = [
     "para_session_required",
     "setup",
 ]
-
-logger = logging.getLogger("para_jwt.aiohttp")
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R", bound=web.StreamResponse)
-
-#: Where the token comes from when not ``Authorization: Bearer``: a cookie, another
-#: header. Sync or async; ``None`` (or ``""``) means the request carries none.
-TokenGetter = Callable[[web.Request], str | Awaitable[str | None] | None]
-
-#: Turns a rejection into the exception aiohttp answers with (sync or async). The
-#: default is ``default_error_handler``; see ``setup(error_handler=...)``.
-ErrorHandler = Callable[[web.Request, Rejection], web.HTTPException | Awaitable[web.HTTPException]]
-
-# --- typed storage ------------------------------------------------------------------
-
-#: The verifier ``para_required`` and ``para_middleware`` use: ``app[VERIFIER_KEY]``.
-VERIFIER_KEY: Final = web.AppKey("para_jwt.verifier", ParaVerifier)
-#: The ``ParaAPI`` client ``para_session_required`` uses: ``app[API_CLIENT_KEY]``.
-API_CLIENT_KEY: Final = web.AppKey("para_jwt.api_client", ParaAPI)
-
-# Request keys: web.RequestKey exists from aiohttp 3.14, which also starts warning
-# about string keys; older versions only have string keys. Type checkers see the
-# typed keys either way, and get_claims() / get_session() are typed on every version.
-if TYPE_CHECKING or hasattr(web, "RequestKey"):
-    #: The verified claims, set by ``para_required`` / ``para_middleware``.
-    CLAIMS_KEY: Final = web.RequestKey("para_jwt.claims", ParaClaims)
-    #: The ``SessionInfo``, set by ``para_session_required``.
-    SESSION_KEY: Final = web.RequestKey("para_jwt.session", SessionInfo)
-    # Set when optional authentication found no token: the request *was* checked.
-    _ANONYMOUS_KEY: Final = web.RequestKey("para_jwt.anonymous", bool)
-else:  # pragma: no cover - aiohttp < 3.14
-    CLAIMS_KEY: Final = "para_jwt.claims"
-    SESSION_KEY: Final = "para_jwt.session"
-    _ANONYMOUS_KEY: Final = "para_jwt.anonymous"
-
-
-# --- rejections ---------------------------------------------------------------------
-
-
-class _PayloadTooLarge(web.HTTPClientError):
-    # web.HTTPRequestEntityTooLarge wants the body's actual size, which a capped
-    # read never learns.
-    status_code = 413
-
-
-# aiohttp's exception class for each status a Rejection can have.
-_HTTP_EXCEPTIONS: Final[Mapping[int, type[web.HTTPException]]] = {
-    400: web.HTTPBadRequest,
-    401: web.HTTPUnauthorized,
-    403: web.HTTPForbidden,
-    413: _PayloadTooLarge,
-    500: web.HTTPInternalServerError,
-    502: web.HTTPBadGateway,
-    503: web.HTTPServiceUnavailable,
-}
-
-
-def default_error_handler(request: web.Request, rejection: Rejection) -> web.HTTPException:
-    """The JSON answer every para_jwt adapter gives.
-
-    Call it from your own handler to keep it for some routes.
-
-    Args:
-        request: The refused request.
-        rejection: Why it is refused.
-
-    Returns:
-        ``{"error": ..., "error_description": ...}`` with the rejection's status
-        and headers.
-    """
-    return _HTTP_EXCEPTIONS[rejection.status](
-        text=rejection.body.decode(), content_type="application/json", headers=rejection.headers
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Config:
-    # The verifier and API client travel here too, so a request looks up one key:
-    # every request.config_dict access rebuilds the chain of (sub-)apps.
-    verifier: ParaVerifier | None
-    api: ParaAPI | None
-    gate: Gate
-    token_getter: TokenGetter | None
-    error_handler: ErrorHandler
-
-    async def reject(self, request: web.Request, rejection: Rejection) -> web.HTTPException:
-        """Log the rejection and return the exception to raise for it."""
-        log_rejection(logger, request.method, request.rel_url.raw_path, rejection)
-        answer = self.error_handler(request, rejection)
-        if inspect.isawaitable(answer):
-            answer = await answer
-        return answer
-
-
-_CONFIG_KEY: Final = web.AppKey("para_jwt.aiohttp_config", _Config)
-
 
 # --- setup --------------------------------------------------------------------------
 
@@ -225,7 +134,7 @@ def setup(
     closes with the app (``app.cleanup_ctx``). Neither opens a connection
     before it is first used, inside the running app.
     """
-    if _CONFIG_KEY in app:
+    if CONFIG_KEY in app:
         raise ConfigurationError(
             "para_jwt.aiohttp.setup() was already called for this app: call it once, "
             "with the verifier and the ParaAPI together"
@@ -271,7 +180,7 @@ def setup(
         app[VERIFIER_KEY] = verifier
     if api is not None:
         app[API_CLIENT_KEY] = api
-    app[_CONFIG_KEY] = _Config(
+    app[CONFIG_KEY] = Config(
         verifier, api, gate, token_getter, error_handler or default_error_handler
     )
     if owned:
@@ -284,19 +193,6 @@ def setup(
                 yield
 
         app.cleanup_ctx.append(close_owned)
-
-
-def _config(request: web.Request, user: str) -> _Config:
-    # The handler's own app first (a dict lookup); then config_dict, so that a
-    # setup() on a parent app covers its sub-apps (it rebuilds the app chain).
-    config = request.app.get(_CONFIG_KEY) or request.config_dict.get(_CONFIG_KEY)
-    if config is None:
-        raise ConfigurationError(
-            f"{user} is used on an app without Para: call para_jwt.aiohttp.setup(app, ...) "
-            "before the app starts, with api_key_id=... and environment=... for "
-            "para_required and para_middleware, secret_api_key=... for para_session_required"
-        )
-    return config
 
 
 # --- reading the results ------------------------------------------------------------
@@ -326,22 +222,12 @@ def get_claims_or_none(request: web.Request) -> ParaClaims | None:
     """
     if CLAIMS_KEY in request:
         return request[CLAIMS_KEY]
-    if _ANONYMOUS_KEY not in request:
+    if ANONYMOUS_KEY not in request:
         raise ConfigurationError(
             "no Para authentication ran for this request: decorate the handler with "
             "@para_required, or add para_middleware() and check the path is not excluded"
         )
     return None
-
-
-def get_session(request: web.Request) -> SessionInfo:
-    """The ``SessionInfo`` that ``para_session_required`` obtained from Para."""
-    if SESSION_KEY not in request:
-        raise ConfigurationError(
-            "get_session(): no Para session check ran for this request: decorate the "
-            "handler with @para_session_required"
-        )
-    return request[SESSION_KEY]
 
 
 # --- authentication -----------------------------------------------------------------
@@ -358,7 +244,7 @@ async def _token(request: web.Request, token_getter: TokenGetter) -> str | None:
 
 async def _verify(
     request: web.Request,
-    config: _Config,
+    config: Config,
     user: str,
     token_getter: TokenGetter | None,
     optional: bool,
@@ -391,7 +277,7 @@ async def _authenticate(
     optional: bool,
 ) -> None:
     """Store the request's verified claims (``CLAIMS_KEY``) or raise the rejection."""
-    config = _config(request, user)
+    config = config_of(request, user)
     try:
         # The middleware may have verified the token already; a decorator on the
         # same route then only adds its requirements.
@@ -399,7 +285,7 @@ async def _authenticate(
         if claims is None:
             claims = await _verify(request, config, user, token_getter, optional)
         if claims is None:
-            request[_ANONYMOUS_KEY] = True
+            request[ANONYMOUS_KEY] = True
             return
         requirements.enforce(config.gate, claims)
     except Refused as refused:
@@ -407,52 +293,11 @@ async def _authenticate(
     request[CLAIMS_KEY] = claims
 
 
-def _request_of(args: tuple[object, ...], user: str) -> web.Request:
-    # A function handler gets the request; a web.View method gets the view, whose
-    # .request it is; a method of a plain class gets (self, request).
-    if args and type(args[0]) is web.Request:  # the usual case, without isinstance
-        return args[0]
-    for arg in args[:2]:
-        if isinstance(arg, web.View):
-            return arg.request
-        if isinstance(arg, web.Request):
-            return arg
-    raise TypeError(f"{user}: the handler was called without a web.Request or web.View")
-
-
-class _Decorator(Protocol):
-    def __call__(self, handler: Callable[_P, Awaitable[_R]], /) -> Callable[_P, Awaitable[_R]]: ...
-
-
-def _guard(
-    handler: Callable[_P, Awaitable[_R]],
-    user: str,
-    check: Callable[[web.Request], Awaitable[None]],
-) -> Callable[_P, Awaitable[_R]]:
-    """``handler``, running ``check`` on its request first."""
-    if inspect.isclass(handler):
-        raise ConfigurationError(
-            f"@{user} decorates handlers and web.View methods (get, post...), not classes"
-        )
-    if not (
-        inspect.iscoroutinefunction(handler)
-        or inspect.iscoroutinefunction(getattr(handler, "__call__", None))  # noqa: B004
-    ):
-        raise ConfigurationError(f"@{user} needs an async handler (async def)")
-
-    @functools.wraps(handler)
-    async def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        await check(_request_of(args, user))
-        return await handler(*args, **kwargs)
-
-    return guarded
-
-
 _REQUIRED_OPTIONS: Final = ("auth_types", "wallet_types", "require_wallet", "token_getter")
 
 
 @overload
-def para_required(handler: Callable[_P, Awaitable[_R]], /) -> Callable[_P, Awaitable[_R]]: ...
+def para_required(handler: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
 
 
 @overload
@@ -462,7 +307,7 @@ def para_required(
     wallet_types: Iterable[WalletType | str] | None = None,
     require_wallet: bool = False,
     token_getter: TokenGetter | None = None,
-) -> _Decorator: ...
+) -> Decorator: ...
 
 
 def para_required(
@@ -511,8 +356,8 @@ def para_required(
         optional=False,
     )
 
-    def decorate(handler: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
-        return _guard(handler, "para_required", check)
+    def decorate(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        return guard(handler, "para_required", check)
 
     if handler is None:
         return decorate
@@ -584,93 +429,3 @@ def para_middleware(
         return await handler(request)
 
     return para_authentication
-
-
-# --- Para's session check -----------------------------------------------------------
-
-
-async def _verification_token(
-    request: web.Request, config: _Config, max_body_size: int
-) -> str | None:
-    """From the header, else a JSON body's ``verificationToken``."""
-    values = request.headers.getall(VERIFICATION_TOKEN_HEADER, ())
-    if values or not request.body_exists or not is_json(request.content_type):
-        return verification_token_header(config.gate, values)
-    if request.content_length is not None and request.content_length > max_body_size:
-        raise Refused(too_large(max_body_size))
-    # Chunk by chunk, so that a chunked body stops at the cap, unlike request.read().
-    body = await read_capped(request.content.iter_any(), max_body_size)
-    # Where request.read() keeps the body it read, so the handler can still read it.
-    request._read_bytes = body
-    return verification_token_body(config.gate, body)
-
-
-async def _check_session(request: web.Request, max_body_size: int) -> None:
-    config = _config(request, "para_session_required")
-    api = config.api
-    if api is None:
-        raise ConfigurationError(
-            "para_session_required needs a ParaAPI, but para_jwt.aiohttp.setup() was given "
-            "none: pass secret_api_key=... (or api=ParaAPI(...)) to setup()"
-        )
-    try:
-        token = await _verification_token(request, config, max_body_size)
-        request[SESSION_KEY] = await check_session(config.gate, api, token)
-    except Refused as refused:
-        raise await config.reject(request, refused.rejection) from None
-
-
-@overload
-def para_session_required(
-    handler: Callable[_P, Awaitable[_R]], /
-) -> Callable[_P, Awaitable[_R]]: ...
-
-
-@overload
-def para_session_required(*, max_body_size: int = ...) -> _Decorator: ...
-
-
-def para_session_required(
-    handler: Any = None,
-    /,
-    *,
-    max_body_size: object = DEFAULT_MAX_BODY_SIZE,
-    **unknown: object,
-) -> Any:
-    """Ask Para whether the request's verification token is an active session.
-
-    The token is read from the ``X-Para-Verification-Token`` header or, for a JSON
-    request, the body's ``verificationToken``; ``get_session(request)`` returns
-    Para's ``SessionInfo``. Needs ``setup(app, secret_api_key=...)`` (or ``api=``).
-
-    Args:
-        handler: The handler, when used bare.
-        max_body_size: A JSON body is read (to find ``verificationToken``) only up to
-            this many bytes, chunk by chunk: a larger one, chunked or not, is
-            refused with 413 as soon as it passes the cap. Default 64 KiB: far above
-            a login request, far below what would make parsing costly.
-        **unknown: Refused, with the nearest option's name.
-
-    Returns:
-        The guarded handler, or a decorator when called with options.
-
-    Raises:
-        ConfigurationError: For an unknown option or a bad ``max_body_size``.
-    """
-    refuse_unknown("para_session_required", unknown, ("max_body_size",))
-    limit = check_max_body_size(max_body_size)
-
-    async def check(request: web.Request) -> None:
-        await _check_session(request, limit)
-
-    def decorate(handler: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
-        return _guard(handler, "para_session_required", check)
-
-    if handler is None:
-        return decorate
-    if not callable(handler):
-        raise ConfigurationError(
-            "para_session_required's options are keywords: "
-            "@para_session_required(max_body_size=...)"
-        )
-    return decorate(handler)

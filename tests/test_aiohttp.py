@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import re
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpClient
 
@@ -1043,6 +1045,53 @@ async def test_session_body_size_is_bounded(
     )
     assert response.status == 413
     assert para.sessions_requests == 1
+
+
+async def test_a_large_chunked_body_stops_at_the_cap_with_memory_bounded_by_it(
+    para: MockPara,
+) -> None:
+    # An app that accepts large uploads elsewhere (client_max_size 256 MiB), so only
+    # para_session_required's own cap (64 KiB) can stop the 64 MiB chunked body.
+    app = web.Application(client_max_size=256 * 1024 * 1024)
+    setup(app, secret_api_key=para.secret_api_key, api_options={"base_url": para.base_url})
+
+    async def login(request: web.Request) -> web.Response:  # pragma: no cover - refused
+        return web.Response()
+
+    app.router.add_post("/login", para_session_required(max_body_size=64 * 1024)(login))
+    chunk = b" " * (256 * 1024)
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield b'{"verificationToken": "x", "padding": "'
+        for _ in range(256):
+            sent += len(chunk)
+            yield chunk
+
+    async with TestClient(TestServer(app)) as client:
+        tracemalloc.start()
+        try:
+            # Real HTTP/1.1 on loopback, Transfer-Encoding: chunked.
+            response = await client.post(
+                "/login", data=body(), headers={"Content-Type": "application/json"}
+            )
+            answer = await response.json()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    assert response.status == 413
+    assert answer == {
+        "error": "invalid_request",
+        "error_description": "The request body is larger than 65536 bytes",
+    }
+    # The server answered once past the cap and the client stopped sending long
+    # before 64 MiB (loopback socket buffers hold a few MiB); Python never held
+    # more than a few MiB (measured 1.6 MiB; 141 MiB when read whole).
+    assert sent < 64 * len(chunk)  # 16 MiB: measured 4 MiB here, 64 MiB without the cap
+    assert peak < 8 * 1024 * 1024
+    assert para.sessions_requests == 0
 
 
 async def test_an_expired_session_is_a_401(
