@@ -24,7 +24,13 @@ from ._http import (
 )
 from .api import SessionInfo
 from .claims import ParaClaims
-from .errors import InvalidTokenError, JWKSError, MalformedTokenError, ParaAPIError
+from .errors import (
+    InvalidTokenError,
+    InvalidVerificationTokenError,
+    JWKSError,
+    MalformedTokenError,
+    ParaAPIError,
+)
 
 __all__ = ["check_session", "verify_bearer"]
 
@@ -91,6 +97,6 @@ def check_session(gate: Gate, api: SyncParaAPI, token: str | None) -> SessionInf
         )
     try:
         return api.verify_session(token)
-    except ParaAPIError as exc:
+    except (ParaAPIError, InvalidVerificationTokenError) as exc:
         rejection = gate.session_rejection(exc)
     raise Refused(rejection)

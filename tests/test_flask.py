@@ -282,6 +282,11 @@ def test_session_required_checks_the_verification_token(para: MockPara) -> None:
     assert too_big.status_code == 413
     assert json.loads(too_big.data)["error"] == "invalid_request"
 
+    # A JWT is not a verification token: 400, as from every adapter, never a 500.
+    jwt_instead = client.post("/login", headers={"X-Para-Verification-Token": para.issue_jwt()})
+    assert jwt_instead.status_code == 400
+    assert jwt_instead.get_json()["error_description"] == "This is not a Para verification token"
+
     para.expire_session(token)
     expired = client.post("/login", headers={"X-Para-Verification-Token": token})
     assert expired.status_code == 401
