@@ -8,20 +8,22 @@ from dataclasses import dataclass
 
 import para_django_project
 import pytest
-from django.test import override_settings
-from rest_framework.request import Request
-from rest_framework.test import APIClient, APIRequestFactory
 
-from para_jwt import ParaClaims
-from para_jwt.django import ParaUser
-from para_jwt.django.rest_framework import (
+# DRF's request and test modules read its settings when imported.
+para_django_project.configure()
+
+from django.test import AsyncClient, override_settings  # noqa: E402
+from rest_framework.request import Request  # noqa: E402
+from rest_framework.test import APIClient, APIRequestFactory  # noqa: E402
+
+from para_jwt import ParaClaims  # noqa: E402
+from para_jwt.django import ParaUser  # noqa: E402
+from para_jwt.django.rest_framework import (  # noqa: E402
     HasParaWallet,
     ParaAuthentication,
     ParaRequired,
 )
-from para_jwt.testing import FakeClock, MockPara
-
-para_django_project.configure()
+from para_jwt.testing import FakeClock, MockPara  # noqa: E402
 
 
 @pytest.fixture
@@ -185,3 +187,14 @@ def test_permission_instances_check_their_options_at_definition() -> None:
         ParaRequired(auth_types="email")
     permission = ParaRequired(require_wallet=True)
     assert permission() is permission  # DRF instantiates permission_classes entries
+
+
+async def test_under_asgi_the_middlewares_claims_are_reused(para: MockPara) -> None:
+    token = para.issue_jwt("user-a")
+    response = await AsyncClient().get("/drf/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.json() == {"user": "user-a", "claims_user": "user-a"}
+    refused = await AsyncClient().get("/drf/me")
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "missing_token"
+    assert para.jwks_requests == 1
