@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Final, ParamSpec, Protocol, TypeVar
 
 from aiohttp import web
 
-from ._http import Gate, Rejection, log_rejection
+from ._http import (
+    Gate,
+    Rejection,
+    log_rejection,
+)
 from .api import ParaAPI, SessionInfo
 from .claims import ParaClaims
 from .errors import ConfigurationError

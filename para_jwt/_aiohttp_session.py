@@ -15,11 +15,15 @@ from ._http import (
     DEFAULT_MAX_BODY_SIZE,
     VERIFICATION_TOKEN_HEADER,
     Refused,
+)
+from ._http_options import (
     check_max_body_size,
+    refuse_unknown,
+)
+from ._http_session import (
     check_session,
     is_json,
     read_capped,
-    refuse_unknown,
     too_large,
     verification_token_body,
     verification_token_header,
@@ -66,7 +70,11 @@ async def _check_session(request: web.Request, max_body_size: int) -> None:
         token = await _verification_token(request, config, max_body_size)
         request[SESSION_KEY] = await check_session(config.gate, api, token)
     except Refused as refused:
-        raise await config.reject(request, refused.rejection) from None
+        rejection = refused.rejection
+    else:
+        return
+    # Outside the except block: nothing that saw the verification token is chained.
+    raise await config.reject(request, rejection)
 
 
 @overload

@@ -21,18 +21,15 @@ refusal comes from the request: descriptions are this module's fixed sentences.
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import math
 import re
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, Literal, Self, TypeVar
-from urllib.parse import quote
 
-from .api import ParaAPI, SessionInfo
 from .claims import AuthType, ParaClaims, WalletType
 from .errors import (
     ConfigurationError,
@@ -327,7 +324,9 @@ async def verify_bearer(
     try:
         token = bearer_credentials(values)
     except MalformedAuthorization:
-        raise Refused(gate.malformed_header()) from None
+        token = None
+    if token is None:
+        raise Refused(gate.malformed_header())
     if isinstance(token, Absent):
         if optional:
             return None
@@ -447,174 +446,3 @@ def _members(option: str, values: object, enum: type[_E]) -> frozenset[_E] | Non
     if not members:
         raise ConfigurationError(f"{option} is empty, so nobody could pass: leave it out instead")
     return frozenset(members)
-
-
-# --- options --------------------------------------------------------------------------
-
-
-def check_realm(realm: object) -> str:
-    """``realm``, if it can stand in a quoted ``WWW-Authenticate`` parameter."""
-    if not isinstance(realm, str) or not re.fullmatch(r"[ !#-\[\]-~]+", realm):
-        raise ConfigurationError(
-            "realm must be a non-empty string of printable ASCII without '\"' or '\\'"
-        )
-    return realm
-
-
-def check_callable(name: str, value: object) -> None:
-    """Raise ``ConfigurationError`` unless ``value`` is callable or ``None``."""
-    if value is not None and not callable(value):
-        raise ConfigurationError(f"{name} must be callable, not {type(value).__name__}")
-
-
-def check_max_body_size(value: object) -> int:
-    """``value``, if it is a positive number of bytes."""
-    if type(value) is not int or value < 1:
-        raise ConfigurationError("max_body_size must be a positive integer (bytes)")
-    return value
-
-
-def refuse_unknown(user: str, unknown: Mapping[str, object], known: Sequence[str]) -> None:
-    """Python would raise ``TypeError``; this also says which option was meant."""
-    if unknown:
-        name = next(iter(unknown))
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"the options are {', '.join(known)}"
-        raise ConfigurationError(f"{user}() got an unknown option {name!r}: {hint}")
-
-
-class Paths:
-    """``exact`` and ``prefix*`` path patterns, matched against the raw request path.
-
-    The raw (still percent-encoded) path is what a client sent, so a pattern only
-    matches the requests it spells out; an encoded variant (``/a%2Fb`` for
-    ``/a/*``), which the router may resolve differently, is *not* matched and so
-    stays protected.
-    """
-
-    def __init__(self, option: str, patterns: object) -> None:
-        """Check and compile ``patterns``.
-
-        Args:
-            option: The option's name, for the error message.
-            patterns: Exact paths (``"/health"``) and prefixes ending in ``*``
-                (``"/public/*"``).
-
-        Raises:
-            ConfigurationError: For anything else.
-        """
-        if isinstance(patterns, str | bytes) or not isinstance(patterns, Iterable):
-            raise ConfigurationError(
-                f"{option} must be a list of paths such as ['/health', '/public/*'], "
-                f"not {type(patterns).__name__}"
-            )
-        exact: set[str] = set()
-        prefixes: list[str] = []
-        for pattern in patterns:
-            if (
-                not isinstance(pattern, str)
-                or not pattern.startswith("/")
-                or "*" in pattern[:-1]
-                or "?" in pattern
-            ):
-                raise ConfigurationError(
-                    f"{option}: {pattern!r} is not a path pattern: use an exact path "
-                    "('/health') or a prefix ending in '*' ('/public/*'), without a query"
-                )
-            if pattern.endswith("*"):
-                prefixes.append(_quote_path(pattern[:-1]))
-            else:
-                exact.add(_quote_path(pattern))
-        self._exact = frozenset(exact)
-        self._prefixes = tuple(prefixes)
-
-    def __call__(self, raw_path: str) -> bool:
-        """Whether ``raw_path`` (percent-encoded, no query) matches a pattern."""
-        return raw_path in self._exact or raw_path.startswith(self._prefixes)
-
-
-def _quote_path(path: str) -> str:
-    # As a client encodes it: RFC 3986 pchar and '/' stay, the rest is %-encoded.
-    return quote(path, safe="/:@!$&'()*+,;=-._~")
-
-
-# --- Para sessions --------------------------------------------------------------------
-
-
-def verification_token_header(gate: Gate, values: Sequence[str]) -> str | None:
-    """The verification token of ``X-Para-Verification-Token`` header ``values``."""
-    if len(values) > 1:
-        raise Refused(gate.bad_session_request(f"Send one {VERIFICATION_TOKEN_HEADER}"))
-    return values[0] or None if values else None
-
-
-def is_json(content_type: str) -> bool:
-    """Whether a request body of ``content_type`` (no parameters) is JSON."""
-    return content_type == "application/json" or content_type.endswith("+json")
-
-
-async def read_capped(chunks: AsyncIterable[bytes], max_body_size: int) -> bytes:
-    """The body, read chunk by chunk; memory stays bounded by ``max_body_size``.
-
-    Raises:
-        Refused: 413 as soon as the body grows past ``max_body_size``.
-    """
-    body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > max_body_size:
-            raise Refused(too_large(max_body_size))
-    return bytes(body)
-
-
-def too_large(max_body_size: int) -> Rejection:
-    """413: a body to search for ``verificationToken`` larger than the cap."""
-    return Rejection(
-        413,
-        "invalid_request",
-        f"The request body is larger than {max_body_size} bytes",
-        "body_too_large",
-    )
-
-
-def verification_token_body(gate: Gate, body: bytes) -> str | None:
-    """The ``verificationToken`` of a JSON body, ``None`` if it has none."""
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        # Raised below, outside this block: the decoder's error holds the body,
-        # verification token included.
-        document = _NOT_JSON
-    if document is _NOT_JSON:
-        raise Refused(gate.bad_session_request("The body is not valid JSON"))
-    token = document.get("verificationToken") if isinstance(document, dict) else None
-    if token is not None and not isinstance(token, str):
-        raise Refused(gate.bad_session_request("verificationToken must be a string"))
-    return token or None
-
-
-_NOT_JSON: Final = object()
-
-
-async def check_session(gate: Gate, api: ParaAPI, token: str | None) -> SessionInfo:
-    """Ask Para whether ``token`` is an active session.
-
-    Raises:
-        Refused: 401 without a token or for an expired session, 400 for something
-            that is not a verification token, 500/502/503 when Para cannot answer.
-    """
-    if token is None:
-        description = (
-            f"This route requires a Para verification token ({VERIFICATION_TOKEN_HEADER} "
-            "header or 'verificationToken' in a JSON body)"
-        )
-        raise Refused(
-            gate.challenge(
-                401, "missing_token", description, "no_verification_token", scheme=SESSION_SCHEME
-            )
-        )
-    try:
-        return await api.verify_session(token)
-    except (ParaAPIError, InvalidVerificationTokenError) as exc:
-        rejection = gate.session_rejection(exc)
-    raise Refused(rejection)

@@ -67,16 +67,18 @@ from ._aiohttp_session import get_session, para_session_required
 from ._http import (
     Absent,
     Gate,
-    Paths,
     Refused,
     Rejection,
     RejectionError,
     Requirements,
+    verify_bearer,
+    verify_token,
+)
+from ._http_options import (
+    Paths,
     check_callable,
     check_realm,
     refuse_unknown,
-    verify_bearer,
-    verify_token,
 )
 from .api import ParaAPI
 from .claims import AuthType, ParaClaims, WalletType
@@ -109,30 +111,41 @@ def setup(
     app: web.Application,
     verifier: ParaVerifier | None = None,
     *,
-    # The ParaAPI para_session_required calls, or the secret key to make one with.
     api: ParaAPI | None = None,
     secret_api_key: str | None = None,
-    # More ParaAPI options (base_url, timeout, retries...) when secret_api_key is
-    # given. The verifier's `environment`, if any, is passed on unless set here.
     api_options: Mapping[str, Any] | None = None,
-    # The WWW-Authenticate realm. "para" says whose token is wanted.
     realm: str = "para",
-    # App-wide token source instead of the Authorization header (a cookie, say).
-    # Default None: `Authorization: Bearer <token>` only.
     token_getter: TokenGetter | None = None,
-    # Builds the error answers. Default: `default_error_handler` (RFC 6750 JSON).
     error_handler: ErrorHandler | None = None,
     **verifier_options: Any,
 ) -> None:
     """Make Para available to ``app``'s handlers. Call it once, before the app starts.
 
-    Pass a ``ParaVerifier`` (yours to close), or the settings to build one with,
-    as keyword arguments of ``ParaVerifier`` (``api_key_id=...``,
-    ``environment="prod"``...). Likewise ``api=`` or ``secret_api_key=`` for
-    ``para_session_required``. What ``setup`` builds, it builds now (so a wrong
-    setting raises ``ConfigurationError`` here, not at the first request) and
-    closes with the app (``app.cleanup_ctx``). Neither opens a connection
-    before it is first used, inside the running app.
+    What ``setup`` builds, it builds now (so a wrong setting raises
+    ``ConfigurationError`` here, not at the first request) and closes with the app
+    (``app.cleanup_ctx``). Neither opens a connection before it is first used,
+    inside the running app.
+
+    Args:
+        app: The application.
+        verifier: A ``ParaVerifier`` (yours to close); or leave it out and pass its
+            settings as ``verifier_options``.
+        api: The ``ParaAPI`` ``para_session_required`` calls (yours to close).
+        secret_api_key: Or the secret key to build one with.
+        api_options: More ``ParaAPI`` options (``base_url``, ``timeout``,
+            ``retries``...) with ``secret_api_key``. The verifier's
+            ``environment``, if any, is passed on unless set here.
+        realm: The ``WWW-Authenticate`` realm. ``"para"`` says whose token is wanted.
+        token_getter: An app-wide token source instead of the ``Authorization``
+            header (a cookie, say): ``request -> str | None``, sync or async.
+            Default ``None``: ``Authorization: Bearer <token>`` only.
+        error_handler: Builds the error answers from a ``Rejection``, sync or async.
+            Default: ``default_error_handler`` (RFC 6750 JSON, as every adapter).
+        **verifier_options: ``ParaVerifier``'s settings (``api_key_id=...``,
+            ``environment="prod"``...), to build the verifier here.
+
+    Raises:
+        ConfigurationError: For a second call, a wrong type, or conflicting options.
     """
     if CONFIG_KEY in app:
         raise ConfigurationError(
@@ -289,8 +302,13 @@ async def _authenticate(
             return
         requirements.enforce(config.gate, claims)
     except Refused as refused:
-        raise await config.reject(request, refused.rejection) from None
-    request[CLAIMS_KEY] = claims
+        rejection = refused.rejection
+    else:
+        request[CLAIMS_KEY] = claims
+        return
+    # Raised here, not in the except block: the Refused, whose frames hold the
+    # Authorization header, must not be chained to what the app sees.
+    raise await config.reject(request, rejection)
 
 
 _REQUIRED_OPTIONS: Final = ("auth_types", "wallet_types", "require_wallet", "token_getter")

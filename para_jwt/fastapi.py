@@ -52,17 +52,21 @@ from ._http import (
     Refused,
     Rejection,
     Requirements,
+    log_rejection,
+    verify_bearer,
+)
+from ._http_options import (
     check_max_body_size,
     check_realm,
+    refuse_unknown,
+)
+from ._http_session import (
     check_session,
     is_json,
-    log_rejection,
     read_capped,
-    refuse_unknown,
     too_large,
     verification_token_body,
     verification_token_header,
-    verify_bearer,
 )
 from .api import ParaAPI, SessionInfo
 from .claims import AuthType, ParaClaims, WalletType
@@ -119,10 +123,10 @@ async def refusal_handler(request: Request, exc: Exception) -> Response:
     )
 
 
-def _refuse(connection: HTTPConnection, refused: Refused) -> ParaRefusal:
+def _refuse(connection: HTTPConnection, rejection: Rejection) -> ParaRefusal:
     scope = connection.scope
-    log_rejection(logger, scope.get("method", "GET"), raw_path(scope), refused.rejection)
-    return ParaRefusal(refused.rejection)
+    log_rejection(logger, scope.get("method", "GET"), raw_path(scope), rejection)
+    return ParaRefusal(rejection)
 
 
 class _Claims(SecurityBase):
@@ -152,8 +156,12 @@ class _Claims(SecurityBase):
             if claims is not None:
                 self._requirements.enforce(self._gate, claims)
         except Refused as refused:
-            raise _refuse(connection, refused) from None
-        return claims
+            rejection = refused.rejection
+        else:
+            return claims
+        # Outside the except block: the Refused, whose frames hold the Authorization
+        # header, is not chained to the ParaRefusal an error reporter may record.
+        raise _refuse(connection, rejection)
 
 
 class _RequiredClaims(_Claims):
@@ -189,7 +197,8 @@ class _Session(SecurityBase):
             token = await self._token(request, gate)
             return await check_session(gate, api, token)
         except Refused as refused:
-            raise _refuse(request, refused) from None
+            rejection = refused.rejection
+        raise _refuse(request, rejection)  # outside the except block, as above
 
     async def _token(self, request: Request, gate: Gate) -> str | None:
         values = request.headers.getlist(VERIFICATION_TOKEN_HEADER)

@@ -38,14 +38,16 @@ except ImportError as exc:  # pragma: no cover - tested in a subprocess
 
 from ._http import (
     Gate,
-    Paths,
     Refused,
     Rejection,
     Requirements,
-    check_callable,
-    check_realm,
     log_rejection,
     verify_bearer,
+)
+from ._http_options import (
+    Paths,
+    check_callable,
+    check_realm,
 )
 from .claims import AuthType, ParaClaims, WalletType
 from .errors import ConfigurationError

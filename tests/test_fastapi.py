@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import traceback
 import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -28,7 +29,7 @@ from para_jwt import (
     ParaVerifier,
     SessionInfo,
 )
-from para_jwt.fastapi import ParaAuth, ParaRefusal
+from para_jwt.fastapi import ParaAuth, ParaRefusal, refusal_handler
 from para_jwt.testing import FakeClock, MockPara
 
 
@@ -194,8 +195,6 @@ async def test_a_refusal_is_an_http_exception_carrying_the_rejection(
     @app.exception_handler(ParaRefusal)
     async def mine(request: Request, exc: ParaRefusal) -> Any:
         caught.append(exc)
-        from para_jwt.fastapi import refusal_handler
-
         return await refusal_handler(request, exc)
 
     async with client(app) as http:
@@ -409,3 +408,47 @@ async def test_the_example_app_runs_against_mock_para(para: MockPara, clock: Fak
             login_token = para.issue_verification_token(identifier="ada@example.com")
             login = await http.post("/login", json={"verificationToken": login_token})
             assert login.json() == {"signed_in_as": "ada@example.com"}
+
+
+# --- secret hygiene -------------------------------------------------------------------
+
+
+def everything_an_error_reporter_sees(error: BaseException) -> str:
+    """Each exception of the chain, and the locals of para_jwt's frames in their
+    tracebacks (FastAPI's own frames hold the ASGI scope, headers included, in any
+    dependency's traceback: not ours to hide)."""
+    texts = []
+    current: BaseException | None = error
+    while current is not None:
+        texts += [str(current), repr(current), repr(vars(current))]
+        report = traceback.TracebackException.from_exception(current, capture_locals=True)
+        texts += [f"{f.name} {f.locals}" for f in report.stack if "/para_jwt/" in f.filename]
+        current = current.__cause__ or current.__context__
+    return "\n".join(texts)
+
+
+async def test_no_token_is_reachable_from_a_refusal(para: MockPara, verifier: ParaVerifier) -> None:
+    caught: list[ParaRefusal] = []
+    reports: list[str] = []
+    auth = ParaAuth(verifier)
+    app = protected_app(auth)
+
+    @app.exception_handler(ParaRefusal)
+    async def keep(request: Request, exc: ParaRefusal) -> Any:
+        caught.append(exc)
+        reports.append(everything_an_error_reporter_sees(exc))
+        return await refusal_handler(request, exc)
+
+    token = para.issue_jwt(expires_in=-60)
+    requests = [bearer(token), bearer(f"{token} {token}"), {"Authorization": f"Basic {token}"}]
+    async with client(app) as http:
+        for headers in requests:
+            await http.get("/me", headers=headers)
+        para.down()
+        fresh = para.issue_jwt()
+        await http.get("/me", headers=bearer(fresh))
+    assert [refusal.status_code for refusal in caught] == [401, 400, 401, 503]
+    shown = "\n".join(reports)
+    assert "_claims" in shown  # the frames' locals were captured
+    for secret in (token, fresh, token.split(".")[2], fresh.split(".")[2]):
+        assert secret not in shown
