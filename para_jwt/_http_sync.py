@@ -54,10 +54,15 @@ def verify_bearer(
         Refused: For anything else; a token that is sent but invalid is refused
             even when ``optional``.
     """
+    # As _http.verify_bearer: refusals are raised outside except blocks, so that
+    # nothing that held the header is chained to them.
+    token: str | Absent | None
     try:
         token = bearer_credentials(values)
     except MalformedAuthorization:
-        raise Refused(gate.malformed_header()) from None
+        token = None
+    if token is None:
+        raise Refused(gate.malformed_header())
     if isinstance(token, Absent):
         if optional:
             return None

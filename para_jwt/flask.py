@@ -49,11 +49,11 @@ from ._http import (
     Refused,
     Rejection,
     Requirements,
-    check_max_body_size,
-    check_realm,
-    is_json,
     log_rejection,
-    refuse_unknown,
+)
+from ._http_options import check_max_body_size, check_realm, refuse_unknown
+from ._http_session import (
+    is_json,
     too_large,
     verification_token_body,
     verification_token_header,
@@ -423,12 +423,15 @@ def _verification_token(state: _State, max_body_size: int) -> str | None:
     request.max_content_length = (
         max_body_size if previous_limit is None else min(previous_limit, max_body_size)
     )
+    body: bytes | None = None
     try:
         body = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        raise Refused(too_large(max_body_size)) from None
+        pass  # refused below, outside this block: nothing chained to the refusal
     finally:
         request.max_content_length = previous_limit
+    if body is None:
+        raise Refused(too_large(max_body_size))
     return verification_token_body(state.gate, body)
 
 

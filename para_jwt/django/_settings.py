@@ -32,7 +32,8 @@ from django.utils.encoding import escape_uri_path
 from django.utils.module_loading import import_string
 
 from .. import SyncParaVerifier
-from .._http import Gate, Rejection, check_realm, log_rejection
+from .._http import Gate, Rejection, log_rejection
+from .._http_options import check_realm
 from ..claims import ParaClaims
 from ..errors import ConfigurationError
 from ._user import ParaUser

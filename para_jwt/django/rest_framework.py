@@ -168,10 +168,14 @@ class ParaRequired(BasePermission):
             # looked; else the plain "no token".
             refusal = recorded_refusal(django_request, default=Absent.NO_HEADER)
             raise _refuse(django_request, refusal)
+        unmet: Rejection | None = None
         try:
             self._requirements.enforce(para().gate, claims)
         except Refused as refused:
-            raise _refuse(django_request, refused.rejection) from None
+            unmet = refused.rejection
+        if unmet is not None:
+            # Raised outside the except block: nothing chained to what DRF sees.
+            raise _refuse(django_request, unmet)
         return True
 
 
