@@ -70,7 +70,9 @@ def verify_bearer(
     try:
         return verifier.verify(token)
     except (InvalidTokenError, JWKSError) as exc:
-        rejection = _token_refusal(gate, exc, token)
+        # Unwinding into this frame, which holds the token, added it to the error's
+        # traceback; the rejection keeps the error (``cause``): without that frame.
+        rejection = _token_refusal(gate, exc.with_traceback(None), token)
     raise Refused(rejection)
 
 
@@ -103,5 +105,6 @@ def check_session(gate: Gate, api: SyncParaAPI, token: str | None) -> SessionInf
     try:
         return api.verify_session(token)
     except (ParaAPIError, InvalidVerificationTokenError) as exc:
-        rejection = gate.session_rejection(exc)
+        # As in verify_bearer: not this frame, which holds the verification token.
+        rejection = gate.session_rejection(exc.with_traceback(None))
     raise Refused(rejection)

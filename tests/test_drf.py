@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from para_jwt.django import ParaUser  # noqa: E402
 from para_jwt.django.rest_framework import (  # noqa: E402
     HasParaWallet,
     ParaAuthentication,
+    ParaRefusal,
     ParaRequired,
 )
 from para_jwt.testing import FakeClock, MockPara  # noqa: E402
@@ -198,3 +200,41 @@ async def test_under_asgi_the_middlewares_claims_are_reused(para: MockPara) -> N
     assert refused.status_code == 401
     assert refused.json()["error"] == "missing_token"
     assert para.jwks_requests == 1
+
+
+def everything_an_error_reporter_sees(error: BaseException) -> str:
+    """The exception chain with the locals of para_jwt's frames, and the para_jwt
+    error behind the refusal (``rejection.cause``) likewise."""
+    texts = []
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None:
+            continue
+        texts += [str(current), repr(current), repr(vars(current))]
+        report = traceback.TracebackException.from_exception(current, capture_locals=True)
+        texts += [f"{f.name} {f.locals}" for f in report.stack if "/para_jwt/" in f.filename]
+        pending += [current.__cause__, current.__context__]
+        if isinstance(current, ParaRefusal):
+            pending.append(current.rejection.cause)
+    return "\n".join(texts)
+
+
+def test_no_token_is_reachable_from_a_drf_refusal(para: MockPara, clock: FakeClock) -> None:
+    expired = para.issue_jwt(expires_in=60)
+    clock.advance(61)
+    para.down()
+    fresh = para.issue_jwt()  # its key is unknown to a fresh verifier: 503
+    headers = [f"Bearer {expired}", f"Bearer {expired} {expired}", f"Bearer {fresh}"]
+    reports, statuses = [], []
+    for header in headers:
+        request = Request(APIRequestFactory().get("/x", HTTP_AUTHORIZATION=header))
+        with pytest.raises(ParaRefusal) as raised:
+            ParaAuthentication().authenticate(request)
+        statuses.append(raised.value.status_code)
+        reports.append(everything_an_error_reporter_sees(raised.value))
+    assert statuses == [401, 400, 503]
+    shown = "\n".join(reports)
+    assert "django_request" in shown  # the frames' locals were captured
+    for secret in (expired, fresh, expired.split(".")[2], fresh.split(".")[2]):
+        assert secret not in shown
