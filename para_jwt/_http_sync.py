@@ -32,27 +32,32 @@ from .errors import (
     ParaAPIError,
 )
 
-__all__ = ["check_session", "verify_bearer"]
+__all__ = ["bearer_token", "check_session", "verify_bearer", "verify_token"]
 
 
-def verify_bearer(
-    gate: Gate, verifier: SyncParaVerifier, values: Sequence[str], *, optional: bool
-) -> ParaClaims | None:
+def verify_bearer(gate: Gate, verifier: SyncParaVerifier, values: Sequence[str]) -> ParaClaims:
     """Verify the token of ``Authorization`` header ``values``, blocking.
 
     Args:
         gate: Builds the refusals.
         verifier: Verifies the token.
         values: Every ``Authorization`` header of the request.
-        optional: Let a request without bearer credentials through (``None``).
 
     Returns:
-        The verified claims, or ``None`` for a request without credentials when
-        ``optional``.
+        The verified claims.
 
     Raises:
-        Refused: For anything else; a token that is sent but invalid is refused
-            even when ``optional``.
+        Refused: 400 for a malformed header, 401 without credentials or for an
+            invalid token, 503 when Para's keys cannot be had.
+    """
+    return verify_token(gate, verifier, bearer_token(gate, values))
+
+
+def bearer_token(gate: Gate, values: Sequence[str]) -> str:
+    """The token of ``Authorization`` header ``values``: the part without I/O.
+
+    Raises:
+        Refused: 400 for a malformed header, 401 without credentials.
     """
     # As _http.verify_bearer: refusals are raised outside except blocks, so that
     # nothing that held the header is chained to them.
@@ -64,9 +69,16 @@ def verify_bearer(
     if token is None:
         raise Refused(gate.malformed_header())
     if isinstance(token, Absent):
-        if optional:
-            return None
         raise Refused(gate.absent(token))
+    return token
+
+
+def verify_token(gate: Gate, verifier: SyncParaVerifier, token: str) -> ParaClaims:
+    """``verifier.verify(token)`` for a bearer token, its failures turned into ``Refused``.
+
+    Raises:
+        Refused: 400, 401 or 503.
+    """
     try:
         return verifier.verify(token)
     except (InvalidTokenError, JWKSError) as exc:

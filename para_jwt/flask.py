@@ -324,12 +324,8 @@ def _authenticate(requirements: Requirements) -> flask.Response | None:
         )
     try:
         claims = verify_bearer(
-            state.gate,
-            state.verifier,
-            flask.request.headers.getlist("Authorization"),
-            optional=False,
+            state.gate, state.verifier, flask.request.headers.getlist("Authorization")
         )
-        assert claims is not None  # optional=False never returns None
         requirements.enforce(state.gate, claims)
     except Refused as refused:
         return state.refuse(refused.rejection)

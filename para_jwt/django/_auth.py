@@ -10,15 +10,15 @@ refuse only where a view asks for it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
 from .. import _http_sync
 from .._http import Absent, Refused, Rejection, Requirements
 from ..claims import ParaClaims
-from ._settings import para, refusal_response
+from ._settings import Para, para, refusal_response
 
 __all__ = ["CLAIMS_ATTRIBUTE", "aauthenticate", "admit", "authenticate", "recorded_refusal"]
 
@@ -46,26 +46,41 @@ def authenticate(request: HttpRequest) -> None:
         return
     state = para()
     try:
-        claims = _http_sync.verify_bearer(
-            state.gate, state.verifier, _authorization(request), optional=False
-        )
+        token = _http_sync.bearer_token(state.gate, _authorization(request))
     except Refused as refused:
         _record(request, None, refused.rejection)
-    else:
-        _record(request, claims, None)
+        return
+    _verify(request, state, token)
 
 
 async def aauthenticate(request: HttpRequest) -> None:
-    """``authenticate`` for async code: in a worker thread, so that a key fetch
-    never blocks the event loop.
+    """``authenticate`` for async code; a token is verified in a worker thread, so
+    that a key fetch never blocks the event loop.
 
     It shares ``SyncParaVerifier``'s key set and token cache with the synchronous
     views. Awaiting the verifier's own ``ParaVerifier`` in the server's loop would
     save the thread hop, but its key cache's HTTP session belongs to the loop that
-    made it (the background loop of ``SyncParaVerifier``), so the two cannot share it yet.
+    made it (the background loop of ``SyncParaVerifier``), so the two cannot share
+    it yet. A request without a token, or with a malformed header, costs no hop.
     """
-    if not hasattr(request, _REFUSAL_ATTRIBUTE):
-        await sync_to_async(authenticate, thread_sensitive=False)(request)
+    if hasattr(request, _REFUSAL_ATTRIBUTE):
+        return
+    state = para()
+    try:
+        token = _http_sync.bearer_token(state.gate, _authorization(request))
+    except Refused as refused:
+        _record(request, None, refused.rejection)
+        return
+    await asyncio.to_thread(_verify, request, state, token)
+
+
+def _verify(request: HttpRequest, state: Para, token: str) -> None:
+    try:
+        claims = _http_sync.verify_token(state.gate, state.verifier, token)
+    except Refused as refused:
+        _record(request, None, refused.rejection)
+    else:
+        _record(request, claims, None)
 
 
 def admit(request: HttpRequest, requirements: Requirements) -> HttpResponse | None:
