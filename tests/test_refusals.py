@@ -3,21 +3,28 @@ Starlette and a FastAPI app, each with its own ParaVerifier against its own Mock
 on loopback and the fake clock; status, WWW-Authenticate, Retry-After and the body
 must be the same bytes.
 
-A new adapter (Flask, Django...) joins by adding its app factory to ``APPS``: an
-async context manager that serves ``/me`` (any valid token) and ``/evm`` (a Para
-EVM wallet required) and yields a ``Send``.
+A new adapter joins by adding its app factory to ``APPS``: an async context manager
+that serves ``/me`` (any valid token) and ``/evm`` (a Para EVM wallet required) and
+yields a ``Send``. The synchronous frameworks (Flask, Django over WSGI, DRF) are
+driven from a worker thread: their verifier fetches keys from the MockPara that
+this test's event loop serves, which must stay free meanwhile.
 """
 
+import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import flask
 import httpx
+import para_django_project
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from django.test import AsyncClient, Client, override_settings
 from fastapi import Depends, FastAPI
 from multidict import CIMultiDict
 from starlette.applications import Starlette
@@ -28,8 +35,12 @@ from starlette.routing import Route, request_response
 from para_jwt import ParaClaims
 from para_jwt.aiohttp import para_required, setup
 from para_jwt.fastapi import ParaAuth
+from para_jwt.flask import ParaJWT
+from para_jwt.flask import para_required as flask_para_required
 from para_jwt.starlette import ParaMiddleware
 from para_jwt.testing import FakeClock, MockPara
+
+para_django_project.configure()
 
 Headers = Sequence[tuple[str, str]]
 
@@ -132,10 +143,107 @@ async def fastapi_app(para: MockPara) -> AsyncIterator[Send]:
             yield send
 
 
+def joined(headers: Headers) -> dict[str, str]:
+    """``headers`` as a WSGI environ (gunicorn, wsgiref) or Django's ASGI handler has
+    them: a repeated header is one value, comma-joined."""
+    values: dict[str, list[str]] = {}
+    for name, value in headers:
+        values.setdefault(name, []).append(value)
+    return {name: ",".join(parts) for name, parts in values.items()}
+
+
+@contextlib.asynccontextmanager
+async def flask_app(para: MockPara) -> AsyncIterator[Send]:
+    def ok() -> str:
+        return "ok"
+
+    verifier = para.sync_verifier()
+    app = flask.Flask("refusals")
+    ParaJWT(app, verifier=verifier)
+    app.add_url_rule("/me", "me", flask_para_required(ok))
+    app.add_url_rule("/evm", "evm", flask_para_required(wallet_types={"EVM"})(ok))
+    client = app.test_client()
+
+    async def send(path: str, headers: Headers) -> Answer:
+        response = await asyncio.to_thread(client.get, path, headers=joined(headers))
+        return Answer(
+            response.status_code,
+            response.headers.get("WWW-Authenticate"),
+            response.headers.get("Retry-After"),
+            response.get_data(),
+        )
+
+    try:
+        yield send
+    finally:
+        await close_in_thread(verifier.close)
+
+
+async def close_in_thread(close: Callable[[], None]) -> None:
+    # SyncParaVerifier.close() stops its background loop with run_until_complete,
+    # which raises in a thread whose own event loop runs (this test's): a thread
+    # without one closes it. (Overriding PARA_JWT closes the verifier it replaces.)
+    await asyncio.to_thread(close)
+
+
+@contextlib.asynccontextmanager
+async def para_jwt_setting(para: MockPara) -> AsyncIterator[None]:
+    override = override_settings(PARA_JWT=para_django_project.para_jwt_for(para))
+    override.enable()
+    try:
+        yield
+    finally:
+        await close_in_thread(override.disable)
+
+
+def django_answer(response: Any) -> Answer:
+    return Answer(
+        response.status_code,
+        response.headers.get("WWW-Authenticate"),
+        response.headers.get("Retry-After"),
+        response.content,
+    )
+
+
+def django_wsgi(prefix: str) -> AppFactory:
+    """Sync views under ``prefix`` of the test project, through Django's WSGI Client."""
+
+    @contextlib.asynccontextmanager
+    async def app(para: MockPara) -> AsyncIterator[Send]:
+        async with para_jwt_setting(para):
+            client = Client()
+
+            async def send(path: str, headers: Headers) -> Answer:
+                get = functools.partial(client.get, prefix + path, headers=joined(headers))
+                return django_answer(await asyncio.to_thread(get))
+
+            yield send
+
+    return app
+
+
+@contextlib.asynccontextmanager
+async def django_asgi_app(para: MockPara) -> AsyncIterator[Send]:
+    """Async views, through Django's ASGI handler in this test's event loop."""
+    async with para_jwt_setting(para):
+        client = AsyncClient()
+
+        async def send(path: str, headers: Headers) -> Answer:
+            return django_answer(await client.get("/async" + path, headers=joined(headers)))
+
+        yield send
+
+
 APPS: dict[str, AppFactory] = {
     "aiohttp": aiohttp_app,
     "starlette": starlette_app,
     "fastapi": fastapi_app,
+    "flask": flask_app,
+    "django": django_wsgi("/sync"),
+    "django-asgi": django_asgi_app,
+    # DRF views with para_jwt's documented EXCEPTION_HANDLER (test_drf.py shows DRF's
+    # own handler: the same JSON, written compactly).
+    "drf": django_wsgi("/matrix"),
 }
 
 
