@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-test
 # The demo needs the package only; the test install includes it.
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint clean fuzz
+.PHONY: test demo bench lint clean fuzz docs docs-serve suite other-pythons dist
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,59 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict para_jwt
 
-test: lint
-	$(BIN)/pytest
+# `make test` is every check, in this order, stopping at the first failure:
+#   1. lint: ruff, and mypy --strict on para_jwt;
+#   2. suite: the whole pytest suite on .venv's interpreter (3.11 here), on two
+#      xdist workers. It includes the packaging checks (tests/test_packaging.py: the
+#      built wheel in a fresh venv, mypy --strict against the editable install) and
+#      every Python example of README.md and docs/ (tests/test_docs_examples.py);
+#   3. docs: the documentation site, `mkdocs build --strict`;
+#   4. other-pythons: the suite on the other supported interpreters the machine has
+#      (noxfile.py names the absent ones), in parallel, with a REDUCED profile: the
+#      files listed in OTHER_PYTHONS_SKIP do not run there. They hold what does not
+#      depend on the interpreter's version (packaging, docs examples, benchmark smoke
+#      runs, fuzz corpus) or is the slowest (property tests); run `.venv/bin/nox` for
+#      the whole suite on every interpreter.
+# The first run creates .nox/ (a few minutes); after that, make test takes about two
+# minutes on a quiet 2-core machine.
+PYTEST_WORKERS ?= 2
+OTHER_PYTHONS_SKIP = tests/test_packaging.py tests/test_docs_examples.py \
+	tests/test_benchmarks.py tests/test_fuzz_corpus.py tests/test_properties.py
+
+test: lint suite docs other-pythons
+
+suite: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
+
+# Each supported interpreter except .venv's, one nox process each, side by side.
+other-pythons: $(STAMP)
+	@mine=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	present=$$($(BIN)/nox -l 2>/dev/null | sed -n 's/^[*-] tests-\([0-9.]*\).*/\1/p'); \
+	pids=; for v in $$present; do \
+		[ "$$v" = "$$mine" ] && continue; \
+		echo "other-pythons: the suite on Python $$v (reduced profile)"; \
+		$(BIN)/nox --no-color -s tests -p $$v -- -q -p no:cacheprovider \
+			$(foreach f,$(OTHER_PYTHONS_SKIP),--ignore=$(f)) > .nox-$$v.log 2>&1 & \
+		pids="$$pids $$!:$$v"; \
+	done; \
+	status=0; for pv in $$pids; do \
+		if wait $${pv%%:*}; then tail -n 1 .nox-$${pv##*:}.log; \
+		else status=1; echo "FAILED on Python $${pv##*:}:"; tail -n 40 .nox-$${pv##*:}.log; fi; \
+	done; exit $$status
+
+# The documentation site in site/; --strict turns every warning (a broken link, a
+# reference mkdocstrings cannot resolve) into a failure.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# A wheel and an sdist in dist/, checked by twine.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 demo: $(DEMO_STAMP)
 	$(BIN)/para-jwt demo
@@ -70,4 +121,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_parts.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nox .nox-*.log site dist .pytest_cache .mypy_cache .ruff_cache
