@@ -33,7 +33,7 @@ nox.options.error_on_missing_interpreters = False
 def _runs(python: str) -> bool:
     """Whether ``python`` starts (a pyenv shim exists for versions that are not active)."""
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 (our own interpreter candidates)
             [python, "-c", "pass"], capture_output=True, timeout=30, check=False
         )
     except OSError:
@@ -59,7 +59,9 @@ for _version, _path in FOUND.items():
         os.environ["PATH"] = f"{Path(_path).parent}{os.pathsep}{os.environ['PATH']}"
 _absent = [version for version in SUPPORTED if version not in PRESENT]
 print(
-    "noxfile: Python " + ", ".join(PRESENT) + " found"
+    "noxfile: Python "
+    + ", ".join(PRESENT)
+    + " found"
     + (f"; absent, not tested: {', '.join(_absent)}" if _absent else ""),
     file=sys.stderr,
 )

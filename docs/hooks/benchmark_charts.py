@@ -17,7 +17,5 @@ RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     for chart in sorted(RESULTS.glob("*.png")):
-        files.append(
-            File.generated(config, f"benchmarks/{chart.name}", abs_src_path=str(chart))
-        )
+        files.append(File.generated(config, f"benchmarks/{chart.name}", abs_src_path=str(chart)))
     return files
