@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-test
 # The demo needs the package only; the test install includes it.
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint clean fuzz docs docs-serve suite other-pythons dist
+.PHONY: test demo bench lint clean fuzz docs docs-serve suite other-pythons dist package-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,43 +23,52 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict para_jwt
 
-# `make test` is every check, in this order, stopping at the first failure:
+# `make test` is every check. In this order, stopping at the first failure:
 #   1. lint: ruff, and mypy --strict on para_jwt;
-#   2. suite: the whole pytest suite on .venv's interpreter (3.11 here), on two
-#      xdist workers. It includes the packaging checks (tests/test_packaging.py: the
-#      built wheel in a fresh venv, mypy --strict against the editable install) and
-#      every Python example of README.md and docs/ (tests/test_docs_examples.py);
-#   3. docs: the documentation site, `mkdocs build --strict`;
-#   4. other-pythons: the suite on the other supported interpreters the machine has
-#      (noxfile.py names the absent ones), in parallel, with a REDUCED profile: the
-#      files listed in OTHER_PYTHONS_SKIP do not run there. They hold what does not
-#      depend on the interpreter's version (packaging, docs examples, benchmark smoke
-#      runs, fuzz corpus) or is the slowest (property tests); run `.venv/bin/nox` for
-#      the whole suite on every interpreter.
-# The first run creates .nox/ (a few minutes); after that, make test takes about two
-# minutes on a quiet 2-core machine.
+#   2. suite: the pytest suite on .venv's interpreter (3.11 here) on two xdist
+#      workers, including every Python example of README.md and docs/
+#      (tests/test_docs_examples.py), except the packaging tests;
+#   3. then side by side (make -j, each target's output printed as a block):
+#      - docs: the documentation site, `mkdocs build --strict`;
+#      - package-check: tests/test_packaging.py: builds the sdist and the wheel,
+#        twine check --strict, installs the wheel in a fresh virtualenv and runs
+#        `para-jwt demo` and the README's quick start from there, and runs
+#        mypy --strict on an app against the editable install;
+#      - other-pythons: the suite on each other supported interpreter the machine
+#        has (noxfile.py names the absent ones), with a REDUCED profile: the files
+#        in OTHER_PYTHONS_SKIP do not run there. They check what does not depend on
+#        the interpreter (packaging, docs examples, benchmark and fuzz smoke runs)
+#        or are the slowest (property tests). `.venv/bin/nox` runs the whole suite
+#        on every interpreter.
+# The first run creates .venv and .nox/ (several minutes of installs).
 PYTEST_WORKERS ?= 2
 OTHER_PYTHONS_SKIP = tests/test_packaging.py tests/test_docs_examples.py \
 	tests/test_benchmarks.py tests/test_fuzz_corpus.py tests/test_properties.py
 
-test: lint suite docs other-pythons
+test: lint suite
+	@$(MAKE) --no-print-directory -j3 -O docs package-check other-pythons
 
 suite: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not packaging"
+
+package-check: $(STAMP)
+	$(BIN)/pytest -n 2 -m packaging tests/test_packaging.py
 
 # Each supported interpreter except .venv's, one nox process each, side by side.
 other-pythons: $(STAMP)
+	@$(BIN)/nox -l > .nox-sessions 2>&1 || { cat .nox-sessions; exit 1; }
+	@grep '^noxfile:' .nox-sessions
 	@mine=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
-	present=$$($(BIN)/nox -l 2>/dev/null | sed -n 's/^[*-] tests-\([0-9.]*\).*/\1/p'); \
+	present=$$(sed -n 's/^[*-] tests-\([0-9.]*\).*/\1/p' .nox-sessions); \
 	pids=; for v in $$present; do \
 		[ "$$v" = "$$mine" ] && continue; \
 		echo "other-pythons: the suite on Python $$v (reduced profile)"; \
-		$(BIN)/nox --no-color -s tests -p $$v -- -q -p no:cacheprovider \
+		$(BIN)/nox --no-color -s tests -p $$v -- -p no:cacheprovider \
 			$(foreach f,$(OTHER_PYTHONS_SKIP),--ignore=$(f)) > .nox-$$v.log 2>&1 & \
 		pids="$$pids $$!:$$v"; \
 	done; \
 	status=0; for pv in $$pids; do \
-		if wait $${pv%%:*}; then tail -n 1 .nox-$${pv##*:}.log; \
+		if wait $${pv%%:*}; then echo "Python $${pv##*:}: $$(grep -E '[0-9]+ passed' .nox-$${pv##*:}.log | tail -n 1)"; \
 		else status=1; echo "FAILED on Python $${pv##*:}:"; tail -n 40 .nox-$${pv##*:}.log; fi; \
 	done; exit $$status
 
@@ -121,4 +130,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_parts.py
 
 clean:
-	rm -rf $(VENV) .nox .nox-*.log site dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nox .nox-*.log .nox-sessions site dist .pytest_cache .mypy_cache .ruff_cache
