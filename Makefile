@@ -45,10 +45,10 @@ lint: $(STAMP)
 #        of the suite's time and every test of the verifier, claims, JWS parsing,
 #        key cache, ParaAPI, aiohttp, CLI and security regressions but those.
 #        `.venv/bin/nox` runs the whole suite on every interpreter.
-# Time: measured at about 255 CPU-seconds in all (before the plugin and MockPara
-# tests left the other interpreters' profile): no less than about two minutes even
-# on an idle 2-core machine, and much more when other work shares it (15 min at a
-# load average of 10-13).
+# Time, measured on this 2-core machine at a load average of 3-4 (other work
+# running): lint + suite 131 CPU-seconds (2 min 22 s), docs + package-check 24
+# (25 s), other-pythons 56 (1 min 51 s): about 210 CPU-seconds, so a little over
+# two minutes on an idle machine; far more under heavy load (15 min at 10-13).
 # The first run creates .venv and .nox/ (several minutes of installs).
 PYTEST_WORKERS ?= 2
 OTHER_PYTHONS_SKIP = tests/test_packaging.py tests/test_docs_examples.py \
