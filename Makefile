@@ -49,6 +49,7 @@ lint: $(STAMP)
 # running): lint + suite 131 CPU-seconds (2 min 22 s), docs + package-check 24
 # (25 s), other-pythons 56 (1 min 51 s): about 210 CPU-seconds, so a little over
 # two minutes on an idle machine; far more under heavy load (15 min at 10-13).
+# A whole run at a load average falling from 2.9 to 0.8: 2 min 57 s, 220 CPU-s.
 # The first run creates .venv and .nox/ (several minutes of installs).
 PYTEST_WORKERS ?= 2
 OTHER_PYTHONS_SKIP = tests/test_packaging.py tests/test_docs_examples.py \
