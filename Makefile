@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-test
 # The demo needs the package only; the test install includes it.
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint clean fuzz
+.PHONY: test demo bench lint clean fuzz docs docs-serve suite other-pythons dist package-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,89 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict para_jwt
 
-test: lint
-	$(BIN)/pytest
+# `make test` is every check. In this order, stopping at the first failure:
+#   1. lint: ruff, and mypy --strict on para_jwt;
+#   2. suite: the pytest suite on .venv's interpreter (3.11 here) on two xdist
+#      workers, including every Python example of README.md and docs/
+#      (tests/test_docs_examples.py), except the packaging tests;
+#   3. then side by side (make -j, each target's output printed as a block):
+#      - docs: the documentation site, `mkdocs build --strict`;
+#      - package-check: tests/test_packaging.py: builds the sdist and the wheel,
+#        twine check --strict, installs the wheel in a fresh virtualenv and runs
+#        `para-jwt demo` and the README's quick start from there, and runs
+#        mypy --strict on an app against the editable install;
+#      - other-pythons: the suite on each other supported interpreter the machine
+#        has (noxfile.py names the absent ones), with a REDUCED profile: the files
+#        in OTHER_PYTHONS_SKIP and the tests in OTHER_PYTHONS_DESELECT do not run
+#        there. The files check what does not depend on the interpreter
+#        (packaging, docs examples, benchmark and fuzz smoke runs, the pytest
+#        plugin and MockPara's own tests: MockPara serves every other test) or are
+#        the slowest (property tests); the tests are the slowest of the rest (a
+#        10,000-token flood, subprocess round trips). What is left is about a third
+#        of the suite's time and every test of the verifier, claims, JWS parsing,
+#        key cache, ParaAPI, aiohttp, CLI and security regressions but those.
+#        `.venv/bin/nox` runs the whole suite on every interpreter.
+# Time, measured on this 2-core machine at a load average of 3-4 (other work
+# running): lint + suite 131 CPU-seconds (2 min 22 s), docs + package-check 24
+# (25 s), other-pythons 56 (1 min 51 s): about 210 CPU-seconds, so a little over
+# two minutes on an idle machine; far more under heavy load (15 min at 10-13).
+# A whole run at a load average falling from 2.9 to 0.8: 2 min 57 s, 220 CPU-s.
+# The first run creates .venv and .nox/ (several minutes of installs).
+PYTEST_WORKERS ?= 2
+OTHER_PYTHONS_SKIP = tests/test_packaging.py tests/test_docs_examples.py \
+	tests/test_benchmarks.py tests/test_fuzz_corpus.py tests/test_properties.py \
+	tests/test_plugin.py tests/test_testing_kit.py
+OTHER_PYTHONS_DESELECT = \
+	tests/test_jwks_cache.py::test_a_random_kid_flood_is_bounded_and_a_real_rotation_still_gets_through \
+	tests/test_verifier.py::test_no_member_breaks_the_set \
+	tests/test_attacks.py::test_any_claim_value_is_accepted_or_an_invalid_token \
+	tests/test_attacks.py::test_no_edit_of_a_genuine_token_verifies \
+	tests/test_cli.py::test_the_installed_script_and_python_m_run_the_command \
+	tests/test_cli.py::test_mock_server_serves_until_sigterm_and_its_token_verifies \
+	tests/test_demo.py::test_the_installed_demo_command_exits_0 \
+	tests/test_quickstart.py
+
+test: lint suite
+	@$(MAKE) --no-print-directory -j3 -O docs package-check other-pythons
+
+suite: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not packaging"
+
+package-check: $(STAMP)
+	$(BIN)/pytest -n 2 -m packaging tests/test_packaging.py
+
+# Each supported interpreter except .venv's, one nox process each, side by side.
+other-pythons: $(STAMP)
+	@$(BIN)/nox -l > .nox-sessions 2>&1 || { cat .nox-sessions; exit 1; }
+	@grep '^noxfile:' .nox-sessions
+	@mine=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	present=$$(sed -n 's/^[*-] tests-\([0-9.]*\).*/\1/p' .nox-sessions); \
+	pids=; for v in $$present; do \
+		[ "$$v" = "$$mine" ] && continue; \
+		echo "other-pythons: the suite on Python $$v (reduced profile)"; \
+		$(BIN)/nox --no-color -s tests -p $$v -- -p no:cacheprovider \
+			$(foreach f,$(OTHER_PYTHONS_SKIP),--ignore=$(f)) \
+			$(foreach t,$(OTHER_PYTHONS_DESELECT),--deselect=$(t)) > .nox-$$v.log 2>&1 & \
+		pids="$$pids $$!:$$v"; \
+	done; \
+	status=0; for pv in $$pids; do \
+		if wait $${pv%%:*}; then echo "Python $${pv##*:}: $$(grep -E '[0-9]+ passed' .nox-$${pv##*:}.log | tail -n 1)"; \
+		else status=1; echo "FAILED on Python $${pv##*:}:"; tail -n 40 .nox-$${pv##*:}.log; fi; \
+	done; exit $$status
+
+# The documentation site in site/; --strict turns every warning (a broken link, a
+# reference mkdocstrings cannot resolve) into a failure.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# A wheel and an sdist in dist/, checked by twine.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 demo: $(DEMO_STAMP)
 	$(BIN)/para-jwt demo
@@ -79,4 +160,4 @@ instructions: $(STAMP)
 	$(BIN)/python benchmarks/instructions.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nox .nox-*.log .nox-sessions site dist .pytest_cache .mypy_cache .ruff_cache

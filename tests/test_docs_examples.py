@@ -1,0 +1,175 @@
+"""Every Python example in README.md and docs/ runs, as a reader would run it.
+
+Each ```python block is a standalone script: it runs in a subprocess from an empty
+directory, with ``-W error::ResourceWarning`` and no ``PYTHONPATH`` (the installed
+package is what it imports), and must exit 0 within 60 s without aiohttp reporting
+an unclosed session or connector. A block that defines ``test_`` functions is a test
+module: pytest runs it, and every test in it must pass. A line
+``--8<-- "path"`` inside a block (pymdownx.snippets) is replaced by that file, read
+from the repository's root, as MkDocs does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FENCE = re.compile(r"^```python[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
+SNIPPET = re.compile(r'^[ \t]*--8<--[ \t]+"(?P<path>[^"]+)"[ \t]*$', re.M)
+TEST_FUNCTION = re.compile(r"^(?:async )?def (test_\w+)\(", re.M)
+UNCLOSED = ("Unclosed client session", "Unclosed connector")
+
+# Pages the integration and feature work is writing on its own branches: README
+# already points at them. Remove a name once its page exists (the test says so).
+PENDING_PAGES = {
+    "docs/fastapi.md",
+    "docs/flask.md",
+    "docs/django.md",
+    "docs/sync.md",
+    "docs/aiohttp.md",
+    "docs/para-endpoints.md",
+    "docs/cli.md",
+    "docs/key-cache.md",
+}
+
+
+@dataclass(frozen=True)
+class Example:
+    page: Path
+    line: int
+    code: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def include_snippets(text: str) -> str:
+    """``text`` with each ``--8<-- "path"`` line replaced by the file it names."""
+
+    def read(match: re.Match[str]) -> str:
+        path = ROOT / match["path"]
+        if not path.is_file():
+            raise FileNotFoundError(f"snippet {match['path']!r} does not exist")
+        return path.read_text()
+
+    return SNIPPET.sub(read, text)
+
+
+def pages() -> list[Path]:
+    """README.md, the docs pages, and the Markdown files those pages include."""
+    found = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    for page in list(found):
+        for match in SNIPPET.finditer(page.read_text()):
+            included = ROOT / match["path"]
+            if included.suffix == ".md" and included not in found:
+                found.append(included)
+    return found
+
+
+def examples_in(page: Path) -> list[Example]:
+    text = page.read_text()
+    return [
+        Example(page, text.count("\n", 0, match.start()) + 1, include_snippets(match["body"]))
+        for match in FENCE.finditer(text)
+    ]
+
+
+EXAMPLES = [example for page in pages() for example in examples_in(page)]
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(  # noqa: S603 (our own interpreter and files)
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def run_example(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` as a script, or with pytest if it is a test module."""
+    if TEST_FUNCTION.search(code):
+        (cwd / "test_example.py").write_text(code)
+        (cwd / "pytest.ini").write_text(
+            "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        )
+        command = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"]
+    else:
+        (cwd / "example.py").write_text(code)
+        command = ["example.py"]
+    return run([sys.executable, "-W", "error::ResourceWarning", *command], cwd)
+
+
+def problems(code: str, result: subprocess.CompletedProcess[str]) -> list[str]:
+    """What is wrong with a run of ``code``; empty when it did what it should."""
+    found = []
+    if result.returncode != 0:
+        found.append(f"exit status {result.returncode}")
+    found += [f"{leak!r} on stderr" for leak in UNCLOSED if leak in result.stderr]
+    tests = TEST_FUNCTION.findall(code)
+    if tests and f"{len(tests)} passed" not in result.stdout:
+        found.append(f"expected {len(tests)} passed tests")
+    return found
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
+def test_the_example_runs(example: Example, tmp_path: Path) -> None:
+    result = run_example(example.code, tmp_path)
+    found = problems(example.code, result)
+    assert not found, (
+        f"{example.name}: {', '.join(found)}\n"
+        f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}"
+    )
+
+
+def test_every_python_block_is_found() -> None:
+    # The fence pattern must not skip a block: count the openings another way.
+    for page in pages():
+        openings = sum(line.startswith("```python") for line in page.read_text().splitlines())
+        assert len(examples_in(page)) == openings, page
+    assert len(examples_in(ROOT / "README.md")) >= 3
+
+
+def test_an_unclosed_session_is_caught(tmp_path: Path) -> None:
+    leaky = (
+        "import asyncio\nimport aiohttp\n\n"
+        "async def main():\n    aiohttp.ClientSession()\n\nasyncio.run(main())\n"
+    )
+    assert "'Unclosed client session' on stderr" in problems(leaky, run_example(leaky, tmp_path))
+
+
+def test_a_failing_test_module_is_caught(tmp_path: Path) -> None:
+    code = "def test_one():\n    pass\n\n\ndef test_two():\n    assert 1 == 2\n"
+    assert problems(code, run_example(code, tmp_path))
+
+
+def test_a_snippet_is_read_from_the_repository_and_a_missing_one_fails() -> None:
+    assert include_snippets('x = 1\n--8<-- "LICENSE"\n').startswith("x = 1\nMIT License")
+    with pytest.raises(FileNotFoundError, match=r"no-such-file\.py"):
+        include_snippets('--8<-- "no-such-file.py"\n')
+
+
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)[^)]*\)|<img [^>]*src=\"(?P<src>[^\"]+)\"")
+
+
+def test_readme_links_stay_inside_the_repository() -> None:
+    # README is read on the repository's page and in the sdist: a link that leaves the
+    # repository (../shared/...) is broken for every reader.
+    for match in LINK.finditer((ROOT / "README.md").read_text()):
+        target = (match["target"] or match["src"]).split("#", 1)[0]
+        if not target or re.match(r"[a-z][a-z0-9+.-]*:", target):
+            continue  # an anchor, https:, mailto:
+        path = (ROOT / target).resolve()
+        assert path.is_relative_to(ROOT), f"README links outside the repository: {target}"
+        relative = path.relative_to(ROOT).as_posix()
+        if relative in PENDING_PAGES:
+            assert not path.exists(), f"{relative} exists now: remove it from PENDING_PAGES"
+            continue
+        assert path.exists(), f"README links to a missing file: {target}"
