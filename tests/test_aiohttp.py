@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Callable
