@@ -26,6 +26,7 @@ from para_jwt import (
     JWKSUnavailableError,
     ParaAPI,
     ParaClaims,
+    ParaUnavailableError,
     ParaVerifier,
     SessionInfo,
 )
@@ -326,7 +327,7 @@ async def test_the_lifespan_warms_up_the_keys_and_closes_the_verifier_and_the_ap
     assert para.jwks_requests == 1  # at startup: the request found the keys cached
     with pytest.raises(JWKSUnavailableError, match="closed"):
         await verifier.refresh()
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ParaUnavailableError, match="closed"):
         await api.verify_session(para.issue_verification_token())
 
 
