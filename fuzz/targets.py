@@ -34,7 +34,7 @@ from typing import Any
 
 from para_jwt import KeySet, ParaClaims, ParaJWTError, ParaVerifier
 from para_jwt._jws import ALGORITHMS, decode_json_object
-from para_jwt.jwks import MAX_KEYS, MAX_RSA_BITS, MIN_RSA_BITS
+from para_jwt._keys import MAX_KEYS, MAX_RSA_BITS, MIN_RSA_BITS
 from para_jwt.testing._keys import sign_compact
 
 from .common import API_KEY_ID, CORPUS, ED25519, HERE, NOW, default_header, ed25519_jwk

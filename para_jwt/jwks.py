@@ -1,4 +1,4 @@
-"""Para's public keys: key-set hygiene and the ``JWKSCache`` that fetches them.
+"""``JWKSCache``: fetches and caches Para's key set, through rotations and outages.
 
 The cache is built for the two moments verifiers usually fail their users:
 
@@ -10,39 +10,54 @@ The cache is built for the two moments verifiers usually fail their users:
   per ``cooldown`` window and a per-kid negative cache bound what a flood of
   invented kids can cost (at most ``refetch_budget`` requests per window).
 
-Fetches are single-flight (a thousand concurrent cold verifies cost one
-request), time-bounded, never follow redirects and read at most
-``max_body_size`` bytes. While a set is fresh, requests never wait: a refresh
-starts in the background once 80-90 % of its lifetime has passed.
+Every duration the cache keeps is measured on a monotonic clock, so a step of
+the wall clock (NTP, a VM resumed, an operator) changes none of its bounds;
+the wall clock only dates what ``health()`` and ``export_state()`` show.
+
+One cache serves every event loop and thread of a process: the key set is an
+immutable ``KeySet`` swapped in whole, the failure bookkeeping sits behind a
+lock, and each loop has its own single-flight fetch (a loop that closed is
+forgotten, never reused).
 """
 
 from __future__ import annotations
 
 import asyncio
-import binascii
 import contextlib
 import logging
 import math
 import random
-import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, TypedDict
 
 import aiohttp
 from cachetools import TTLCache
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from ._jws import ALGORITHMS, Algorithm, SignatureCheck, decode_json_object
+from ._freshness import freshness_lifetime
+from ._jwks_events import (
+    JWKSEvent,
+    JWKSEventKind,
+    JWKSHealth,
+    describe_failure,
+    log_event,
+    wall_time,
+)
+from ._keys import (
+    KeySet,
+    SkippedKey,
+    VerificationKey,
+    decode_jwks,
+    strict_document,
+    well_formed_kid,
+)
 from ._options import check_callable, check_int, check_seconds
 from ._version import __version__
 from .environments import check_endpoint_url
-from .errors import ConfigurationError, JWKSError, JWKSUnavailableError, UnknownKeyError
+from .errors import ConfigurationError, JWKSError, JWKSUnavailableError
 
 __all__ = [
     "CacheOptions",
@@ -57,342 +72,6 @@ __all__ = [
 
 logger = logging.getLogger("para_jwt.jwks")
 
-# --- key-set hygiene -------------------------------------------------------------------
-
-#: RSA moduli outside this range are refused: small ones are breakable, huge ones
-#: make every verification slow (a remote key set must not set our CPU budget).
-MIN_RSA_BITS = 2048
-MAX_RSA_BITS = 16384
-#: A key set larger than this is truncated: Para publishes a handful of keys.
-MAX_KEYS = 64
-#: Kids are short printable strings (Para: 43-char thumbprints). Anything else in a
-#: token is refused before it can cost a refetch.
-_WELL_FORMED_KID = re.compile(r"[\x21-\x7e]{1,128}")
-#: Members of a JWK that only a private or symmetric key has.
-_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
-_KEY_TYPES: Mapping[str, Any] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
-_SIGNATURE_CURVES = {"EC": {"P-256", "P-384", "P-521"}, "OKP": {"Ed25519", "Ed448"}}
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class VerificationKey:
-    """A public key from the set, imported once per fetch and ready to verify."""
-
-    kid: str
-    kty: str
-    #: The curve for EC and OKP keys, ``None`` for RSA.
-    curve: str | None
-    #: Algorithms this key may verify: one if the JWK names its ``alg``, else all
-    #: algorithms of its type and curve.
-    algorithms: frozenset[str]
-    #: The public JWK as published (compared across fetches to reuse this object).
-    jwk: Mapping[str, Any] = field(repr=False)
-    key: Any = field(repr=False)
-    #: A ready signature check per name in ``algorithms`` (``Algorithm.bind``), so a
-    #: verify costs one dict lookup and one cryptography call.
-    checks: Mapping[str, SignatureCheck] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        checks = {name: ALGORITHMS[name].bind(self.key) for name in self.algorithms}
-        object.__setattr__(self, "checks", checks)
-
-    def verify(self, algorithm: Algorithm, signing_input: bytes, signature: bytes) -> bool:
-        """False also when ``algorithm`` is not one of this key's ``algorithms``."""
-        check = self.checks.get(algorithm.name)
-        return check is not None and check(signing_input, signature)
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedKey:
-    """A member of the published set that is not used, and why."""
-
-    kid: str | None
-    reason: str
-
-
-class _Unusable(Exception):
-    pass
-
-
-_TO_STANDARD_ALPHABET = str.maketrans("-_", "+/")
-
-
-def _rsa_bits(jwk: Mapping[str, Any]) -> int:
-    modulus = jwk.get("n")
-    if type(modulus) is not str:
-        raise _Unusable("malformed RSA key: 'n' is not a string")
-    try:
-        raw = binascii.a2b_base64(modulus.translate(_TO_STANDARD_ALPHABET) + "==")
-    except ValueError:  # binascii.Error, or a non-ASCII str (a plain ValueError)
-        raise _Unusable("malformed RSA key: 'n' is not base64url") from None
-    return int.from_bytes(raw, "big").bit_length()
-
-
-def _import_jwk(jwk: Any) -> VerificationKey:
-    if not isinstance(jwk, dict):
-        raise _Unusable("not a JSON object")
-    kid = jwk.get("kid")
-    if type(kid) is not str or _WELL_FORMED_KID.fullmatch(kid) is None:
-        raise _Unusable("no usable 'kid' (a short printable string is required)")
-    kty = jwk.get("kty")
-    if type(kty) is not str:
-        raise _Unusable("no 'kty'")
-    if kty == "oct":
-        raise _Unusable("symmetric key (kty 'oct')")
-    if kty not in _KEY_TYPES:
-        raise _Unusable("unsupported key type")
-    if any(name in jwk for name in _PRIVATE_MEMBERS):
-        raise _Unusable("carries private key material")
-    use = jwk.get("use")
-    if use is not None and use != "sig":
-        raise _Unusable("'use' is not 'sig'")
-    key_ops = jwk.get("key_ops")
-    if key_ops is not None and (type(key_ops) is not list or "verify" not in key_ops):
-        raise _Unusable("'key_ops' does not allow 'verify'")
-    curve: str | None = None
-    if kty == "RSA":
-        bits = _rsa_bits(jwk)
-        if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
-            raise _Unusable(f"RSA key of {bits} bits (allowed: {MIN_RSA_BITS}-{MAX_RSA_BITS})")
-    else:
-        curve = jwk.get("crv")
-        if type(curve) is not str or curve not in _SIGNATURE_CURVES[kty]:
-            raise _Unusable("not a signature curve")
-    fitting = frozenset(
-        a.name
-        for a in ALGORITHMS.values()
-        if a.kty == kty and (a.curves is None or curve in a.curves)
-    )
-    alg = jwk.get("alg")
-    if alg is not None:
-        # type() first: an unhashable "alg" (a list) would raise in the set lookup.
-        if type(alg) is not str or alg not in fitting:
-            raise _Unusable("'alg' does not fit the key or is not supported")
-        fitting = frozenset((alg,))
-    try:
-        key = _KEY_TYPES[kty].import_key(jwk)
-    except Exception:  # joserfc and cryptography raise many types for bad numbers
-        raise _Unusable("malformed key parameters") from None
-    if key.is_private:
-        raise _Unusable("carries private key material")
-    return VerificationKey(kid, kty, curve, fitting, jwk, key)
-
-
-@dataclass(frozen=True, slots=True)
-class KeySet:
-    """An imported key set: the usable keys by kid, and what was skipped."""
-
-    keys: Mapping[str, VerificationKey]
-    #: Kids that appear in the set but must not be used (skipped or duplicated).
-    unusable: Mapping[str, str]
-    skipped: tuple[SkippedKey, ...]
-
-    @classmethod
-    def from_jwks(cls, document: Any, *, previous: KeySet | None = None) -> KeySet:
-        """Import a JWKS document, skipping (never failing on) bad members.
-
-        Raises ``ValueError`` only if the document itself is not ``{"keys": [...]}``.
-        Keys whose JWK did not change since ``previous`` are reused, so a refetch
-        costs no re-import and keeps the verified-token cache valid.
-        """
-        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            raise ValueError("the key set is not a JSON object with a 'keys' list")
-        members: list[Any] = document["keys"]
-        keys: dict[str, VerificationKey] = {}
-        unusable: dict[str, str] = {}
-        skipped: list[SkippedKey] = []
-        seen: set[str] = set()
-        for index, jwk in enumerate(members):
-            member_kid = jwk.get("kid") if isinstance(jwk, dict) else None
-            kid = member_kid if type(member_kid) is str else None
-            if index >= MAX_KEYS:
-                skipped.append(SkippedKey(kid, f"beyond the first {MAX_KEYS} keys"))
-                continue
-            if kid is not None and kid in seen:
-                # Two keys under one kid: choosing either would let the publisher's
-                # ordering decide what verifies. The kid becomes unusable.
-                keys.pop(kid, None)
-                unusable[kid] = "the kid is published more than once"
-                skipped.append(SkippedKey(kid, unusable[kid]))
-                continue
-            if kid is not None:
-                seen.add(kid)
-            old = previous.keys.get(kid) if previous is not None and kid is not None else None
-            if old is not None and old.jwk == jwk:
-                keys[old.kid] = old
-                continue
-            try:
-                key = _import_jwk(jwk)
-            except _Unusable as why:
-                skipped.append(SkippedKey(kid, str(why)))
-                if kid is not None:
-                    unusable[kid] = str(why)
-                continue
-            keys[key.kid] = key
-        return cls(keys, unusable, tuple(skipped))
-
-    def key(self, kid: str) -> VerificationKey:
-        """The usable key named ``kid``; ``UnknownKeyError`` says why there is none."""
-        key = self.keys.get(kid)
-        if key is not None:
-            return key
-        if kid in self.unusable:
-            raise UnknownKeyError(f"the key named by 'kid' is unusable: {self.unusable[kid]}")
-        raise UnknownKeyError("'kid' names no key in Para's key set")
-
-
-# --- HTTP caching (RFC 9111 §4.2, for a private cache) -------------------------------
-
-
-def _max_age(cache_control: str) -> float | None:
-    directives: dict[str, str] = {}
-    for part in cache_control.split(","):
-        name, _, value = part.strip().partition("=")
-        directives[name.strip().lower()] = value.strip().strip('"')
-    if "no-store" in directives or "no-cache" in directives:
-        return 0.0
-    max_age = directives.get("max-age", "")
-    # isdecimal, not isdigit: "²" is a digit that float() refuses.
-    return float(max_age) if max_age.isdecimal() and max_age.isascii() else None
-
-
-def _http_date(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
-def freshness_lifetime(headers: Mapping[str, str]) -> float | None:
-    """Seconds the response stays fresh per its headers, or ``None`` if they say nothing.
-
-    ``max-age`` wins over ``Expires``; ``Age`` (time spent in caches on the way)
-    is subtracted. ``no-cache``/``no-store`` and an unparseable ``Expires`` count
-    as already stale (lifetime 0; the caller floors it at ``min_ttl``).
-    """
-    lifetime = _max_age(headers.get("Cache-Control", ""))
-    if lifetime is None and "Expires" in headers:
-        expires = _http_date(headers["Expires"])
-        date = _http_date(headers.get("Date")) or time.time()
-        lifetime = 0.0 if expires is None else expires - date
-    if lifetime is None:
-        return None
-    age = headers.get("Age", "")
-    if age.isdecimal() and age.isascii():
-        # float, not int: int() refuses more than 4300 digits, float() says inf.
-        lifetime -= float(age)
-    return max(lifetime, 0.0)
-
-
-# --- events and health -------------------------------------------------------------------
-
-
-class JWKSEventKind(StrEnum):
-    FETCH_STARTED = "fetch_started"
-    FETCH_SUCCEEDED = "fetch_succeeded"
-    FETCH_FAILED = "fetch_failed"
-    REVALIDATED = "revalidated"
-    STALE_STARTED = "stale_started"
-    STALE_ENDED = "stale_ended"
-    REFETCH_REFUSED = "refetch_refused"
-    KEY_SKIPPED = "key_skipped"
-
-
-@dataclass(frozen=True, slots=True)
-class JWKSEvent:
-    """Something the cache did, for metrics and alerts (see ``on_event``)."""
-
-    kind: JWKSEventKind
-    url: str | None
-    #: HTTP status of the fetch, when there was a response.
-    status: int | None = None
-    #: Seconds the fetch took.
-    duration: float | None = None
-    #: Kids that appeared and disappeared with this fetch.
-    added: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-    #: Why: the fetch error, the refusal or skip reason, or why staleness ended.
-    reason: str | None = None
-    kid: str | None = None
-
-
-_EVENT_LEVELS = {
-    JWKSEventKind.FETCH_STARTED: logging.DEBUG,
-    JWKSEventKind.FETCH_SUCCEEDED: logging.INFO,
-    JWKSEventKind.FETCH_FAILED: logging.WARNING,
-    JWKSEventKind.REVALIDATED: logging.DEBUG,
-    JWKSEventKind.STALE_STARTED: logging.WARNING,
-    JWKSEventKind.STALE_ENDED: logging.WARNING,
-    JWKSEventKind.REFETCH_REFUSED: logging.DEBUG,
-    JWKSEventKind.KEY_SKIPPED: logging.WARNING,
-}
-
-
-def _when(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class JWKSHealth:
-    """A snapshot of the cache, for a readiness endpoint.
-
-    ``status``: ``fresh`` (within its lifetime), ``stale`` (expired, serving the
-    last good set because fetching fails), ``unavailable`` (nothing usable:
-    verifies fail with ``JWKSUnavailableError``), or ``empty`` (nothing fetched yet).
-    """
-
-    status: Literal["fresh", "stale", "unavailable", "empty"]
-    url: str | None
-    kids: tuple[str, ...]
-    skipped: tuple[SkippedKey, ...]
-    #: Seconds since the set was last fetched or revalidated.
-    age: float | None
-    fetched_at: datetime | None
-    expires_at: datetime | None
-    #: When a stale set stops being served (fail-closed).
-    stale_until: datetime | None
-    next_refresh: datetime | None
-    last_success: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    consecutive_failures: int
-    #: A fetch is in flight (in the background or awaited by requests).
-    refreshing: bool
-
-    @property
-    def ready(self) -> bool:
-        """Whether verifies can succeed now (fresh or stale)."""
-        return self.status in ("fresh", "stale")
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (datetimes as ISO 8601)."""
-        return {
-            "status": self.status,
-            "ready": self.ready,
-            "url": self.url,
-            "kids": list(self.kids),
-            "skipped": [{"kid": s.kid, "reason": s.reason} for s in self.skipped],
-            "age": self.age,
-            "fetched_at": _iso(self.fetched_at),
-            "expires_at": _iso(self.expires_at),
-            "stale_until": _iso(self.stale_until),
-            "next_refresh": _iso(self.next_refresh),
-            "last_success": _iso(self.last_success),
-            "last_error": self.last_error,
-            "last_error_at": _iso(self.last_error_at),
-            "consecutive_failures": self.consecutive_failures,
-            "refreshing": self.refreshing,
-        }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-# --- the cache ---------------------------------------------------------------------------
-
 
 class _FetchError(Exception):
     def __init__(self, reason: str, status: int | None = None) -> None:
@@ -402,6 +81,22 @@ class _FetchError(Exception):
 
 
 _STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """The last good set and its validity, swapped in whole so every thread sees one."""
+
+    keyset: KeySet
+    #: The document as plain JSON (per-key defects dropped), for export_state.
+    document: dict[str, Any]
+    etag: str | None
+    last_modified: str | None
+    #: Monotonic times, except ``fetched_wall`` (the wall clock at the fetch).
+    fetched_at: float
+    fetched_wall: float
+    expires_at: float
+    refresh_at: float
 
 
 class CacheOptions(TypedDict, total=False):
@@ -419,6 +114,7 @@ class CacheOptions(TypedDict, total=False):
     refresh_ahead: bool
     on_event: Callable[[JWKSEvent], None] | None
     initial_state: Mapping[str, Any] | None
+    monotonic: Callable[[], float] | None
 
 
 class JWKSCache:
@@ -426,7 +122,56 @@ class JWKSCache:
 
     ``await get_key(kid)`` returns a ready-to-verify key or raises
     ``UnknownKeyError`` / ``JWKSUnavailableError``. An async context manager;
-    ``close()`` stops background work and closes the session it created.
+    ``close()`` stops fetches in flight on every event loop. One instance may be
+    used from any number of event loops and threads.
+
+    Args:
+        url: The JWKS URL (https, or http on a loopback address).
+        session: A ``ClientSession`` to fetch with, never closed by the cache.
+            It belongs to the event loop it was made on: using the cache from
+            another loop raises ``ConfigurationError``. Default: a short-lived
+            session per fetch, on the loop that fetches (fetches are minutes
+            apart, beyond any keep-alive, so nothing is lost).
+        timeout: Whole-request timeout in seconds. Default 5, as in panva/jose:
+            long enough for a slow link, short enough that a hung Para does not
+            hold requests for long.
+        min_ttl: Floor on the lifetime from ``Cache-Control``/``Expires``.
+            Default 60: a ``max-age=0`` cannot cause a refetch loop.
+        max_ttl: Ceiling on that lifetime. Default 86400: bounds how long a key
+            Para removed keeps verifying.
+        default_ttl: Lifetime when Para sends no caching headers. Default 600
+            (jose, jwks-rsa: 10 minutes).
+        max_stale: How long past its lifetime the last good set is served while
+            fetches fail. Default 3600. After that the cache fails closed (503s),
+            bounding how long a key Para withdrew during an outage still verifies.
+        cooldown: The unknown-kid refetch window, and the longest back-off
+            between failed fetches. Default 30.
+        refetch_budget: At most this many fetches per ``cooldown`` are caused by
+            unknown kids. Default 2, as in Nimbus: one junk kid cannot use up the
+            window a real rotation needs.
+        negative_ttl: After a refetch did not find a kid, asking for it again
+            within this many seconds costs nothing. Default 30, equal to the
+            cooldown: a kid Para publishes just after we looked is still found
+            within one cooldown.
+        max_body_size: Cap on the response body in bytes. Default 1 MiB: Para's
+            set is ~2 KiB; Nimbus's 50 KiB proved too small for some issuers.
+        refresh_ahead: Refresh in the background once 80-90 % of the lifetime
+            has passed (jittered per fetch, so a fleet does not refetch in
+            lockstep); requests never wait on a fresh set. Default ``True``.
+        on_event: Called with each ``JWKSEvent`` (metrics, alerts); an exception
+            it raises is logged and ignored. Events are also logged on the
+            ``para_jwt.jwks`` logger.
+        initial_state: What ``export_state()`` returned in an earlier process:
+            the cache starts with those keys instead of fetching.
+        clock: The wall clock (seconds since the epoch), only for dating what
+            ``health()`` and ``export_state()`` show. Default ``time.time``.
+        monotonic: The clock every duration is measured on (lifetimes,
+            max_stale, cooldown, back-off, refetch budget, negative cache,
+            refresh-ahead). Default: ``clock.monotonic`` if the clock has one
+            (``FakeClock`` does), else ``time.monotonic``.
+
+    Raises:
+        ConfigurationError: An option is out of range, or ``initial_state`` is unusable.
     """
 
     def __init__(
@@ -434,37 +179,20 @@ class JWKSCache:
         url: str,
         *,
         session: aiohttp.ClientSession | None = None,
-        # Whole-request timeout. 5 s as in panva/jose: long enough for a slow
-        # link, short enough that a hung Para does not hold requests for long.
         timeout: float = 5.0,
-        # Lifetime bounds applied to Cache-Control/Expires. The floor stops a
-        # `max-age=0` refetch loop; the ceiling bounds how long a removed key lives.
         min_ttl: float = 60.0,
         max_ttl: float = 86_400.0,
-        # Lifetime when Para sends no caching headers (jose, jwks-rsa: 10 min).
         default_ttl: float = 600.0,
-        # How long past its lifetime the last good set is served while fetches
-        # fail. After that the cache fails closed (503s), bounding how long a key
-        # Para withdrew during an outage can still verify.
         max_stale: float = 3_600.0,
-        # The unknown-kid refetch window and budget: at most `refetch_budget`
-        # fetches per `cooldown` seconds are caused by unknown kids. Two, as in
-        # Nimbus, so one junk kid cannot use up the window a real rotation needs.
         cooldown: float = 30.0,
         refetch_budget: int = 2,
-        # After a refetch did not find a kid, asking for it again within this
-        # many seconds costs nothing. Equal to the cooldown, so a kid that Para
-        # publishes just after we looked is still found within one cooldown.
         negative_ttl: float = 30.0,
-        # Cap on the response body: Para's set is ~2 KiB; 1 MiB leaves room for
-        # any sane set (Nimbus's 50 KiB proved too small for some issuers).
         max_body_size: int = 1024 * 1024,
-        # Refresh in the background once 80-90 % (jittered per fetch, so a fleet
-        # does not refetch in lockstep) of the lifetime has passed.
         refresh_ahead: bool = True,
         on_event: Callable[[JWKSEvent], None] | None = None,
         initial_state: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self._url = check_endpoint_url(url, what="jwks_url")
         for name, value in (("timeout", timeout), ("min_ttl", min_ttl), ("cooldown", cooldown)):
@@ -481,9 +209,12 @@ class JWKSCache:
         check_int("refetch_budget", refetch_budget, minimum=1)
         check_int("max_body_size", max_body_size, minimum=1024)
         check_callable("clock", clock, "returning seconds since the epoch")
+        if monotonic is None:
+            monotonic = getattr(clock, "monotonic", None) or time.monotonic
+        check_callable("monotonic", monotonic, "returning monotonic seconds")
         self._session = session
-        self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout_seconds = timeout
         self._min_ttl, self._max_ttl, self._default_ttl = min_ttl, max_ttl, default_ttl
         self._max_stale = max_stale
         self._cooldown = cooldown
@@ -492,25 +223,25 @@ class JWKSCache:
         self._refresh_ahead = refresh_ahead
         self._on_event = on_event
         self._clock = clock
+        self._monotonic: Callable[[], float] = monotonic
 
-        self._keyset: KeySet | None = None
-        self._document: dict[str, Any] | None = None
-        self._fetched_at = -math.inf
-        self._expires_at = -math.inf
-        self._refresh_at = math.inf
-        self._etag: str | None = None
-        self._last_modified: str | None = None
-        self._last_success: float | None = None
+        self._cached: _Cached | None = None
+        # Process-wide bookkeeping, shared by every loop and thread: read freely,
+        # changed only under the lock (cachetools and deque moves are not atomic).
+        self._lock = threading.Lock()
+        self._last_success_wall: float | None = None
         self._last_error: str | None = None
-        self._last_error_at: float | None = None
+        self._last_error_wall: float | None = None
         self._failures = 0
         self._next_attempt_at = -math.inf
         self._serving_stale = False
         self._refetches: deque[float] = deque()
         self._not_found: TTLCache[str, bool] = TTLCache(
-            maxsize=10_000, ttl=negative_ttl, timer=clock
+            maxsize=10_000, ttl=negative_ttl, timer=monotonic
         )
-        self._inflight: asyncio.Task[KeySet] | None = None
+        # The single-flight fetch of each event loop; a loop's entry leaves with
+        # its fetch, and one whose loop closed is dropped when next seen.
+        self._inflight: dict[asyncio.AbstractEventLoop, asyncio.Task[KeySet]] = {}
         self._closed = False
         if initial_state is not None:
             self._load_state(initial_state)
@@ -520,6 +251,7 @@ class JWKSCache:
 
     @property
     def url(self) -> str:
+        """The JWKS URL."""
         return self._url
 
     async def __aenter__(self) -> JWKSCache:
@@ -529,80 +261,111 @@ class JWKSCache:
         await self.close()
 
     async def close(self) -> None:
-        """Cancel a refresh in flight and close the session this cache created."""
+        """Stop the fetches in flight on every event loop; later fetches are refused.
+
+        Callers waiting on a fetch get ``JWKSUnavailableError``. A fetch on
+        another running loop is cancelled on that loop; one whose loop closed
+        is simply forgotten.
+        """
         self._closed = True
-        task, self._inflight = self._inflight, None
-        if task is not None and not task.done():
-            task.cancel()
+        with self._lock:
+            fetches, self._inflight = self._inflight, {}
+        here = asyncio.get_running_loop()
+        awaited = []
+        for loop, task in fetches.items():
+            if task.done() or loop.is_closed():
+                continue
+            if loop is here:
+                task.cancel()
+                awaited.append(task)
+            else:
+                with contextlib.suppress(RuntimeError):  # it closed meanwhile
+                    loop.call_soon_threadsafe(task.cancel)
+        for task in awaited:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
 
     # --- lookups ---------------------------------------------------------------------
 
     def peek(self, kid: str) -> VerificationKey | None:
         """The key for ``kid`` if the cached set is fresh, without I/O; else ``None``.
 
-        Starts a background refresh once the set is past its refresh point.
+        Starts a background refresh (on the running loop, if any) once the set
+        is past its refresh point.
         """
         # The verify hot path: one clock read and one comparison while fresh.
-        now = self._clock()
-        if now >= self._refresh_at:
-            if now >= self._expires_at:
+        cached = self._cached
+        if cached is None:
+            return None
+        now = self._monotonic()
+        if now >= cached.refresh_at:
+            if now >= cached.expires_at:
                 return None
             self._maybe_refresh_ahead(now)
-        keyset = self._keyset
-        return None if keyset is None else keyset.keys.get(kid)
+        return cached.keyset.keys.get(kid)
 
     async def get_key(self, kid: str) -> VerificationKey:
-        """The key for ``kid``, fetching or refetching the set as the rules allow."""
+        """The key for ``kid``, fetching or refetching the set as the rules allow.
+
+        Raises:
+            UnknownKeyError: No usable key has that kid (the set is current).
+            JWKSUnavailableError: Para's key set cannot be had right now.
+            ConfigurationError: A borrowed ``session`` is used from another event loop.
+        """
         keyset = await self._usable_keyset()
         key = keyset.keys.get(kid)
         if key is not None:
             return key
         if kid not in keyset.unusable:
-            if await self._refetch_allowed(kid):
+            if self._refetch_allowed(kid):
                 keyset = await self._fetch()
                 if kid not in keyset.keys:
-                    self._not_found[kid] = True
-            elif self._clock() >= self._expires_at:
+                    with self._lock:
+                        self._not_found[kid] = True
+            elif await self._joined_fetch_elsewhere():
+                keyset = self._cached.keyset if self._cached is not None else keyset
+            elif not self._fresh(self._monotonic()):
                 # Serving a stale set through an outage: the kid may be a key Para
                 # rotated in since, so "unknown" would blame the user for our outage.
                 raise JWKSUnavailableError(
                     "'kid' is not in the last key set fetched, and Para's key set "
                     "cannot be refreshed right now",
-                    retry_after=max(self._next_attempt_at - self._clock(), 1.0),
+                    retry_after=max(self._next_attempt_at - self._monotonic(), 1.0),
                 )
         return keyset.key(kid)
 
     async def refresh(self) -> KeySet:
-        """Fetch now (joining a fetch in flight). Raises ``JWKSUnavailableError`` on failure."""
+        """Fetch now (joining this loop's fetch in flight).
+
+        Raises:
+            JWKSUnavailableError: The fetch failed.
+        """
         return await self._fetch()
 
+    def _fresh(self, now: float) -> bool:
+        cached = self._cached
+        return cached is not None and now < cached.expires_at
+
     async def _usable_keyset(self) -> KeySet:
-        now = self._clock()
-        keyset = self._keyset
-        if keyset is not None and now < self._expires_at:
+        now = self._monotonic()
+        cached = self._cached
+        if cached is not None and now < cached.expires_at:
             self._maybe_refresh_ahead(now)
-            return keyset
-        stale_usable = keyset is not None and now < self._expires_at + self._max_stale
-        if keyset is not None and stale_usable:
+            return cached.keyset
+        if cached is not None and now < cached.expires_at + self._max_stale:
             # Once a refresh is in flight or has failed, requests stop waiting on
             # Para: they get the last good set while retries go on in the background.
-            if self._inflight is not None or self._failures:
-                if self._inflight is None and now >= self._next_attempt_at:
+            if self._fetch_in_flight() is not None or self._failures:
+                if self._fetch_in_flight() is None and now >= self._next_attempt_at:
                     self._start_fetch()
-                return self._serve_stale(keyset)
+                return self._serve_stale(cached.keyset)
             try:
                 return await self._fetch()
             except JWKSError:
-                return self._serve_stale(keyset)
-        if keyset is not None and self._serving_stale:
-            self._serving_stale = False
-            self._emit(JWKSEventKind.STALE_ENDED, reason="max_stale exceeded: failing closed")
-        if self._inflight is None and now < self._next_attempt_at:
+                return self._serve_stale(cached.keyset)
+        if cached is not None:
+            self._stale_ended("max_stale exceeded: failing closed")
+        if self._fetch_in_flight() is None and now < self._next_attempt_at:
             raise JWKSUnavailableError(
                 "Para's key set is unavailable (last fetch failed; retrying shortly)",
                 retry_after=max(self._next_attempt_at - now, 1.0),
@@ -610,90 +373,172 @@ class JWKSCache:
         return await self._fetch()
 
     def _serve_stale(self, keyset: KeySet) -> KeySet:
-        if not self._serving_stale:
-            self._serving_stale = True
+        with self._lock:
+            started, self._serving_stale = not self._serving_stale, True
+        if started:
             self._emit(JWKSEventKind.STALE_STARTED, reason=self._last_error)
         return keyset
 
-    async def _refetch_allowed(self, kid: str) -> bool:
-        if _WELL_FORMED_KID.fullmatch(kid) is None:
-            return False
-        if self._inflight is not None:
-            return True  # joining a fetch in flight costs nothing
-        if kid in self._not_found:
-            self._emit(JWKSEventKind.REFETCH_REFUSED, kid=kid, reason="negative cache")
-            return False
-        now = self._clock()
-        while self._refetches and self._refetches[0] <= now - self._cooldown:
-            self._refetches.popleft()
-        if len(self._refetches) >= self._refetch_budget or now < self._next_attempt_at:
-            self._emit(JWKSEventKind.REFETCH_REFUSED, kid=kid, reason="cooldown")
-            return False
-        self._refetches.append(now)
-        return True
+    def _stale_ended(self, reason: str) -> None:
+        with self._lock:
+            ended, self._serving_stale = self._serving_stale, False
+        if ended:
+            self._emit(JWKSEventKind.STALE_ENDED, reason=reason)
 
-    # --- fetching ----------------------------------------------------------------------
+    def _refetch_allowed(self, kid: str) -> bool:
+        if not well_formed_kid(kid):
+            return False
+        if self._fetch_in_flight() is not None:
+            return True  # joining a fetch in flight costs nothing
+        refusal = None
+        with self._lock:
+            now = self._monotonic()
+            while self._refetches and self._refetches[0] <= now - self._cooldown:
+                self._refetches.popleft()
+            if kid in self._not_found:
+                refusal = "negative cache"
+            elif len(self._refetches) >= self._refetch_budget or now < self._next_attempt_at:
+                refusal = "cooldown"
+            else:
+                self._refetches.append(now)
+        if refusal is not None:
+            self._emit(JWKSEventKind.REFETCH_REFUSED, kid=kid, reason=refusal)
+        return refusal is None
+
+    # --- fetching: one single-flight task per event loop -------------------------------
+
+    def _fetch_in_flight(self) -> asyncio.Task[KeySet] | None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # peek() from code without a loop: nothing to join
+            return None
+        return self._inflight.get(loop)
 
     def _maybe_refresh_ahead(self, now: float) -> None:
+        cached = self._cached
         if (
-            now >= max(self._refresh_at, self._next_attempt_at)
-            and self._inflight is None
+            cached is not None
+            and now >= max(cached.refresh_at, self._next_attempt_at)
             and not self._closed
+            and self._fetch_in_flight() is None
         ):
-            self._start_fetch()
+            with contextlib.suppress(RuntimeError, ConfigurationError):
+                self._start_fetch()  # no running loop, or a session of another loop
 
     def _start_fetch(self) -> asyncio.Task[KeySet]:
-        task = asyncio.get_running_loop().create_task(self._fetch_and_store())
-        self._inflight = task
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._session._loop is not loop:
+            raise ConfigurationError(
+                "JWKSCache (and the ParaVerifier that made it) was given session= "
+                "created on another event loop, and an aiohttp session works only on "
+                "its own loop: create the session on the loop that verifies, or pass "
+                "no session (the cache then makes its own on whichever loop fetches)"
+            )
+        task = loop.create_task(self._fetch_and_store())
+        with self._lock:
+            for closed in [other for other in self._inflight if other.is_closed()]:
+                del self._inflight[closed]
+            self._inflight[loop] = task
         task.add_done_callback(self._fetch_done)
         return task
 
     def _fetch_done(self, task: asyncio.Task[KeySet]) -> None:
-        if self._inflight is task:
-            self._inflight = None
+        with self._lock:
+            if self._inflight.get(task.get_loop()) is task:
+                del self._inflight[task.get_loop()]
         if not task.cancelled():
             task.exception()  # retrieved here so a background failure is not "never retrieved"
+
+    async def _joined_fetch_elsewhere(self) -> bool:
+        """Wait for a fetch in flight on another event loop; ``False`` if there is none.
+
+        The refetch budget is shared by every loop, so a loop whose budget is
+        spent by another loop's fetch (the same rotation seen on two threads)
+        waits for that fetch instead of refusing a key it is about to learn.
+        """
+        here = asyncio.get_running_loop()
+        with self._lock:
+            elsewhere = [
+                (loop, task)
+                for loop, task in self._inflight.items()
+                if loop is not here and not loop.is_closed() and not task.done()
+            ]
+        if not elsewhere:
+            return False
+        loop, task = elsewhere[0]
+        try:
+            waited = asyncio.run_coroutine_threadsafe(asyncio.wait([task]), loop)
+        except RuntimeError:  # that loop closed meanwhile
+            return False
+        # Bounded: a loop that closes before running the wait never answers.
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(waited), self._timeout_seconds)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this caller was cancelled, not the wait on the other loop
+        return True
 
     async def _fetch(self) -> KeySet:
         if self._closed:
             raise JWKSUnavailableError("the key cache is closed")
-        task = self._inflight or self._start_fetch()
-        # Shielded: a request that gives up must not cancel the fetch others share.
-        return await asyncio.shield(task)
+        task = self._fetch_in_flight() or self._start_fetch()
+        try:
+            # Shielded: a request that gives up must not cancel the fetch others share.
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                # The fetch was stopped (close()), not this caller.
+                raise JWKSUnavailableError(
+                    "the key cache was closed while fetching Para's key set"
+                ) from None
+            raise
 
     async def _fetch_and_store(self) -> KeySet:
-        started = self._clock()
+        started = self._monotonic()
         self._emit(JWKSEventKind.FETCH_STARTED)
         try:
-            status, headers, body = await self._get()
-            if status == 304 and self._keyset is not None:
+            if self._session is not None:
+                status, headers, body = await self._get(self._session)
+            else:
+                async with aiohttp.ClientSession() as session:
+                    status, headers, body = await self._get(session)
+            if status == 304 and self._cached is not None:
                 return self._revalidated(headers, started)
             if status != 200:
                 raise _FetchError(f"HTTP {status}", status)
             try:
-                document = decode_json_object(body, "key set", ValueError)
-                keyset = KeySet.from_jwks(document, previous=self._keyset)
+                document = decode_jwks(body)
+                previous = self._cached.keyset if self._cached is not None else None
+                keyset = KeySet.from_jwks(document, previous=previous)
             except ValueError as exc:
                 raise _FetchError(str(exc), status) from None
         except _FetchError as exc:
-            self._failed(exc.reason, exc.status, started)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self._failed(_describe(exc), None, started)
-        return self._stored(keyset, document, headers, started)
+            reason, status_seen = exc.reason, exc.status
+        except Exception as exc:
+            # aiohttp's errors, timeouts, and the unexpected (a borrowed session
+            # the app closed raises RuntimeError): all are "Para's keys are
+            # unavailable" to the caller, with back-off, events and health.
+            reason, status_seen = describe_failure(exc), None
+        else:
+            return self._stored(keyset, strict_document(document), headers, started)
+        self._failed(reason, status_seen, started)
 
-    async def _get(self) -> tuple[int, Mapping[str, str], bytes]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
+    async def _get(self, session: aiohttp.ClientSession) -> tuple[int, Mapping[str, str], bytes]:
         headers = {
             "Accept": "application/jwk-set+json, application/json",
             "User-Agent": f"para_jwt/{__version__}",
         }
-        if self._keyset is not None:
-            if self._etag:
-                headers["If-None-Match"] = self._etag
-            if self._last_modified:
-                headers["If-Modified-Since"] = self._last_modified
-        async with self._session.get(
+        cached = self._cached
+        if cached is not None:
+            if cached.etag:
+                headers["If-None-Match"] = cached.etag
+            if cached.last_modified:
+                headers["If-Modified-Since"] = cached.last_modified
+        async with session.get(
             self._url, headers=headers, allow_redirects=False, timeout=self._timeout
         ) as response:
             if response.status != 200:
@@ -708,49 +553,79 @@ class JWKSCache:
             return 200, response.headers, bytes(body)
 
     def _lifetime(self, headers: Mapping[str, str]) -> float:
-        lifetime = freshness_lifetime(headers)
+        lifetime = freshness_lifetime(headers, now=self._clock())
         if lifetime is None:
             lifetime = self._default_ttl
         return min(max(lifetime, self._min_ttl), self._max_ttl)
-
-    def _set_lifetime(self, lifetime: float, now: float) -> None:
-        self._fetched_at = now
-        self._expires_at = now + lifetime
-        self._refresh_at = self._refresh_point(now, lifetime)
 
     def _refresh_point(self, fetched_at: float, lifetime: float) -> float:
         if not self._refresh_ahead:
             return fetched_at + lifetime
         return fetched_at + lifetime * random.uniform(0.8, 0.9)  # noqa: S311 (jitter, not crypto)
 
-    def _succeeded(self, now: float) -> None:
-        self._last_success = now
-        self._failures = 0
-        self._next_attempt_at = -math.inf
-        if self._serving_stale:
-            self._serving_stale = False
-            self._emit(JWKSEventKind.STALE_ENDED, reason="fetch succeeded")
+    def _cache(
+        self,
+        keyset: KeySet,
+        document: dict[str, Any],
+        etag: str | None,
+        last_modified: str | None,
+        lifetime: float,
+        *,
+        fetched_at: float,
+        fetched_wall: float,
+    ) -> None:
+        self._cached = _Cached(
+            keyset,
+            document,
+            etag,
+            last_modified,
+            fetched_at=fetched_at,
+            fetched_wall=fetched_wall,
+            expires_at=fetched_at + lifetime,
+            refresh_at=self._refresh_point(fetched_at, lifetime),
+        )
+
+    def _succeeded(self) -> None:
+        with self._lock:
+            self._last_success_wall = self._clock()
+            self._failures = 0
+            self._next_attempt_at = -math.inf
+        self._stale_ended("fetch succeeded")
 
     def _revalidated(self, headers: Mapping[str, str], started: float) -> KeySet:
-        now = self._clock()
-        self._set_lifetime(self._lifetime(headers), now)
-        self._succeeded(now)
+        now = self._monotonic()
+        cached = self._cached
+        assert cached is not None
+        self._cache(
+            cached.keyset,
+            cached.document,
+            headers.get("ETag") or cached.etag,
+            headers.get("Last-Modified") or cached.last_modified,
+            self._lifetime(headers),
+            fetched_at=now,
+            fetched_wall=self._clock(),
+        )
+        self._succeeded()
         self._emit(JWKSEventKind.REVALIDATED, status=304, duration=now - started)
-        assert self._keyset is not None
-        return self._keyset
+        return cached.keyset
 
     def _stored(
         self, keyset: KeySet, document: dict[str, Any], headers: Mapping[str, str], started: float
     ) -> KeySet:
-        now = self._clock()
-        previous = self._keyset
+        now = self._monotonic()
+        previous = self._cached.keyset if self._cached is not None else None
         old_kids = set(previous.keys) if previous is not None else set()
         old_skips = set(previous.skipped) if previous is not None else set()
-        self._keyset, self._document = keyset, document
-        self._etag = headers.get("ETag")
-        self._last_modified = headers.get("Last-Modified")
-        self._set_lifetime(self._lifetime(headers), now)
-        self._succeeded(now)
+        self._cache(
+            keyset,
+            document,
+            headers.get("ETag"),
+            headers.get("Last-Modified"),
+            self._lifetime(headers),
+            fetched_at=now,
+            fetched_wall=self._clock(),
+        )
+        self._succeeded()
         for skip in keyset.skipped:
             if skip not in old_skips:
                 self._emit(JWKSEventKind.KEY_SKIPPED, kid=skip.kid, reason=skip.reason)
@@ -764,25 +639,24 @@ class JWKSCache:
         return keyset
 
     def _failed(self, reason: str, status: int | None, started: float) -> NoReturn:
-        now = self._clock()
-        self._failures += 1
-        # Back off 1, 2, 4 ... seconds up to the cooldown: an outage costs Para a
-        # trickle of requests, and a blip heals within a second.
-        self._next_attempt_at = now + min(2.0 ** (self._failures - 1), self._cooldown)
-        self._last_error, self._last_error_at = reason, now
+        with self._lock:
+            now = self._monotonic()
+            self._failures += 1
+            # Back off 1, 2, 4 ... seconds up to the cooldown: an outage costs Para a
+            # trickle of requests, and a blip heals within a second.
+            self._next_attempt_at = now + min(2.0 ** (self._failures - 1), self._cooldown)
+            self._last_error, self._last_error_wall = reason, self._clock()
+            retry_after = self._next_attempt_at - now
         self._emit(JWKSEventKind.FETCH_FAILED, status=status, duration=now - started, reason=reason)
         raise JWKSUnavailableError(
-            f"could not fetch Para's key set: {reason}",
-            retry_after=self._next_attempt_at - now,
+            f"could not fetch Para's key set: {reason}", retry_after=retry_after
         )
 
     # --- observability and warm start ------------------------------------------------
 
     def _emit(self, kind: JWKSEventKind, **details: Any) -> None:
         event = JWKSEvent(kind, self._url, **details)
-        level = _EVENT_LEVELS[kind]
-        if logger.isEnabledFor(level):
-            logger.log(level, "jwks %s %s", kind.value, _event_details(event))
+        log_event(event)
         if self._on_event is not None:
             try:
                 self._on_event(event)
@@ -791,51 +665,60 @@ class JWKSCache:
 
     def health(self) -> JWKSHealth:
         """A snapshot of the cache's state (cheap; no I/O)."""
-        now = self._clock()
-        keyset = self._keyset
+        now, wall = self._monotonic(), self._clock()
+        cached = self._cached
         status: Literal["fresh", "stale", "unavailable", "empty"]
-        if keyset is None:
+        if cached is None:
             status = "unavailable" if self._failures else "empty"
-        elif now < self._expires_at:
+        elif now < cached.expires_at:
             status = "fresh"
-        elif now < self._expires_at + self._max_stale:
+        elif now < cached.expires_at + self._max_stale:
             status = "stale"
         else:
             status = "unavailable"
-        have = keyset is not None
+
+        def on_wall_clock(moment: float) -> float:
+            # A future moment of the monotonic clock, projected onto the wall clock.
+            return wall + (moment - now)
+
         return JWKSHealth(
             status=status,
             url=self._url,
-            kids=tuple(sorted(keyset.keys)) if keyset is not None else (),
-            skipped=keyset.skipped if keyset is not None else (),
-            age=now - self._fetched_at if have else None,
-            fetched_at=_when(self._fetched_at) if have else None,
-            expires_at=_when(self._expires_at) if have else None,
-            stale_until=_when(self._expires_at + self._max_stale) if have else None,
-            next_refresh=_when(self._refresh_at) if have else None,
-            last_success=_when(self._last_success),
+            kids=tuple(sorted(cached.keyset.keys)) if cached is not None else (),
+            skipped=cached.keyset.skipped if cached is not None else (),
+            age=now - cached.fetched_at if cached is not None else None,
+            fetched_at=wall_time(cached.fetched_wall) if cached is not None else None,
+            expires_at=wall_time(on_wall_clock(cached.expires_at)) if cached else None,
+            stale_until=(
+                wall_time(on_wall_clock(cached.expires_at + self._max_stale)) if cached else None
+            ),
+            next_refresh=wall_time(on_wall_clock(cached.refresh_at)) if cached else None,
+            last_success=wall_time(self._last_success_wall),
             last_error=self._last_error,
-            last_error_at=_when(self._last_error_at),
+            last_error_at=wall_time(self._last_error_wall),
             consecutive_failures=self._failures,
-            refreshing=self._inflight is not None,
+            refreshing=any(not task.done() for task in list(self._inflight.values())),
         )
 
     def export_state(self) -> dict[str, Any] | None:
         """The last good set and its validity, JSON-ready, for ``initial_state=``.
 
-        Lets short-lived processes start with keys. Store it where only your
-        service can write: whoever writes it chooses which keys verify.
+        Lets short-lived processes start with keys. Times are wall-clock seconds
+        since the epoch (monotonic clocks do not carry across processes). Store
+        it where only your service can write: whoever writes it chooses which
+        keys verify.
         """
-        if self._document is None:
+        cached = self._cached
+        if cached is None:
             return None
         return {
             "version": _STATE_VERSION,
             "url": self._url,
-            "jwks": self._document,
-            "fetched_at": self._fetched_at,
-            "expires_at": self._expires_at,
-            "etag": self._etag,
-            "last_modified": self._last_modified,
+            "jwks": cached.document,
+            "fetched_at": cached.fetched_wall,
+            "expires_at": cached.fetched_wall + (cached.expires_at - cached.fetched_at),
+            "etag": cached.etag,
+            "last_modified": cached.last_modified,
         }
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
@@ -853,43 +736,18 @@ class JWKSCache:
             etag, last_modified = state.get("etag"), state.get("last_modified")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(f"initial_state is not usable: {exc}") from None
+        # The state's age, on the wall clock (the only one two processes share).
         # A state cannot grant itself more lifetime than our own bounds allow: nor
-        # by a fetch time in the future, which would move the max_ttl bound with it.
-        fetched_at = min(fetched_at, self._clock())
-        self._keyset, self._document = keyset, state["jwks"]
-        self._fetched_at = fetched_at
-        self._expires_at = min(expires_at, fetched_at + self._max_ttl)
-        self._refresh_at = self._refresh_point(fetched_at, self._expires_at - fetched_at)
-        self._etag = etag if isinstance(etag, str) else None
-        self._last_modified = last_modified if isinstance(last_modified, str) else None
-
-
-def _describe(exc: BaseException) -> str:
-    # The exception text of a connection error names the host, never a token.
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _loggable(value: object) -> str:
-    # Kids and reasons can come from a hostile key set: escape control characters
-    # (no forged log lines or terminal escapes) and bound the length.
-    text = ascii(str(value))[1:-1]
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _event_details(event: JWKSEvent) -> str:
-    parts = [f"url={event.url}"]
-    if event.status is not None:
-        parts.append(f"status={event.status}")
-    if event.duration is not None:
-        parts.append(f"duration={event.duration:.3f}")
-    if event.kid is not None:
-        parts.append(f"kid={_loggable(event.kid)}")
-    if event.reason is not None:
-        parts.append(f"reason={_loggable(event.reason)}")
-    if event.added:
-        parts.append(f"added={','.join(event.added)}")
-    if event.removed:
-        parts.append(f"removed={','.join(event.removed)}")
-    return " ".join(parts)
+        # by a fetch time in the future (age 0, then), nor beyond max_ttl.
+        wall, now = self._clock(), self._monotonic()
+        age = max(wall - fetched_at, 0.0)
+        lifetime = min(max(expires_at - fetched_at, 0.0), self._max_ttl)
+        self._cache(
+            keyset,
+            dict(state["jwks"]),
+            etag if isinstance(etag, str) else None,
+            last_modified if isinstance(last_modified, str) else None,
+            lifetime,
+            fetched_at=now - age,
+            fetched_wall=min(fetched_at, wall),
+        )

@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpClient
 
-from para_jwt import ConfigurationError, ParaAPI, ParaVerifier
+from para_jwt import ConfigurationError, JWKSUnavailableError, ParaAPI, ParaVerifier
 from para_jwt.aiohttp import (
     API_CLIENT_KEY,
     CLAIMS_KEY,
@@ -772,13 +772,13 @@ async def test_shutdown_closes_what_setup_built(
     headers = {"X-Para-Verification-Token": para.issue_verification_token()}
     assert (await client.post("/login", headers=headers)).status == 200
     assert verifier.jwks is not None
-    session = verifier.jwks._session  # the key cache's own ClientSession
-    assert session is not None
-    assert not session.closed
+    # The key cache holds no session between fetches (one per fetch); closed, it fetches no more.
+    await verifier.refresh()
 
     await client.close()  # runs the app's cleanup
 
-    assert session.closed
+    with pytest.raises(JWKSUnavailableError, match="closed"):
+        await verifier.refresh()
     with pytest.raises(RuntimeError, match="closed"):
         await api.verify_session(para.issue_verification_token())
 

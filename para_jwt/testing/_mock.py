@@ -28,7 +28,6 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from email.utils import formatdate, parsedate_to_datetime
 from enum import Enum
 from types import TracebackType
 from typing import Any, Final, Literal, Self
@@ -36,6 +35,7 @@ from typing import Any, Final, Literal, Self
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .._freshness import format_http_date, parse_http_date
 from . import _fakes
 from ._keys import SUPPORTED_ALGORITHMS, SigningKey, sign_compact
 
@@ -144,17 +144,6 @@ def _check_endpoint(endpoint: str) -> Endpoint:
 def _check_times(times: int) -> None:
     if not isinstance(times, int) or times < 1:
         raise ValueError(f"times must be a positive int, not {times!r}")
-
-
-def _http_date(timestamp: float) -> str:
-    return formatdate(timestamp, usegmt=True)
-
-
-def _parse_http_date(value: str) -> float | None:
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 def _etag_matches(if_none_match: str, etag: str) -> bool:
@@ -855,7 +844,9 @@ class MockPara:
         if self.age is not None:
             headers["Age"] = str(self.age)
         headers["Last-Modified"] = (
-            _http_date(self._jwks_changed_at) if self.last_modified is None else self.last_modified
+            format_http_date(self._jwks_changed_at)
+            if self.last_modified is None
+            else self.last_modified
         )
         return headers
 
@@ -876,8 +867,8 @@ class MockPara:
     def _unmodified_since(if_modified_since: str | None, answer: _Answer) -> bool:
         if if_modified_since is None:
             return False
-        since = _parse_http_date(if_modified_since)
-        modified = _parse_http_date(answer.headers["Last-Modified"])
+        since = parse_http_date(if_modified_since)
+        modified = parse_http_date(answer.headers["Last-Modified"])
         return since is not None and modified is not None and math.floor(modified) <= since
 
     async def _sessions_answer(self, request: web.Request) -> _Answer:
