@@ -85,6 +85,7 @@ class GoodSet:
     kids: frozenset[str]
     at: float  # monotonic time of the fetch or revalidation
     lifetime: float
+    wall: float  # the wall clock then
 
 
 @dataclass
@@ -143,9 +144,9 @@ class KeyCacheModel:
         for served in self.history[self.epoch : upto]:
             lifetime = lifetime_from(served.cache_control)
             if served.status == 200 and served.kids is not None:
-                view.good = GoodSet(served.kids, served.mono, lifetime)
+                view.good = GoodSet(served.kids, served.mono, lifetime, served.wall)
             elif served.status == 304 and view.good is not None:
-                view.good = GoodSet(view.good.kids, served.mono, lifetime)
+                view.good = GoodSet(view.good.kids, served.mono, lifetime, served.wall)
             else:
                 view.failures += 1
                 view.last_failure = served.mono
