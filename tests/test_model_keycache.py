@@ -278,7 +278,7 @@ class KeyCacheMachine(RuleBasedStateMachine):
         assert fetches == 0 or may, f"{fetches} fetches where the rules allow none"
         self.book(start, end, now, token, result, fetches, time_error is None, n0)
 
-    @rule(indexes=st.lists(st.integers(0, 63), min_size=2, max_size=6))
+    @rule(indexes=st.lists(st.integers(0, 11), min_size=2, max_size=8, unique=True))
     def flood(self, indexes: list[int]) -> None:
         """Verifies one after another at the same instant (a flood of kids)."""
         for i in indexes:
