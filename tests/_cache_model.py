@@ -432,8 +432,10 @@ class Figures:
     current: int = 0
 
     def start(self) -> None:
+        # step() also runs once right after __init__ (invariants do): not a rule.
         self.examples += 1
-        self.current = 0
+        self.steps -= 1
+        self.current = -1
 
     def step(self) -> None:
         self.steps += 1

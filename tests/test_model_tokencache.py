@@ -250,7 +250,7 @@ class ThreadedTokenCacheMachine(TokenCacheMachine):
 
 
 def test_the_token_cache_keeps_its_rules() -> None:
-    run_machine(TokenCacheMachine, FIGURES, examples=40, steps=30, share=0.15)
+    run_machine(TokenCacheMachine, FIGURES, examples=40, steps=30, share=0.15 if THREAD_SAFE else 0.3)
 
 
 @pytest.mark.skipif(not THREAD_SAFE, reason="the thread-safe verifier is not on this branch")
