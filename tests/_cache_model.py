@@ -95,7 +95,7 @@ class View:
     good: GoodSet | None
     failures: int = 0
     last_failure: float = -math.inf
-    #: Indexes of successes (200 with a set, or 304 with a set) in the history.
+    #: Every success (a 200 with a set, or a 304 with a set), oldest first.
     successes: list[GoodSet] = field(default_factory=list)
 
     def backoff_end(self) -> float:
@@ -105,9 +105,7 @@ class View:
 
 
 def _success(served: Served, have_set: bool) -> bool:
-    return (served.status == 200 and served.kids is not None) or (
-        served.status == 304 and have_set
-    )
+    return (served.status == 200 and served.kids is not None) or (served.status == 304 and have_set)
 
 
 def before(now: float, deadline: float) -> bool | None:
@@ -218,11 +216,15 @@ class KeyCacheModel:
         # An unknown kid while fresh: within the budget, unless looked up in vain.
         sure = [t for t in self.refetches if now - t < CONFIG["cooldown"] - EPS]
         negative = self.not_found.get(kid, -math.inf)
-        may = len(sure) < CONFIG["refetch_budget"] and now - negative >= CONFIG["negative_ttl"] - EPS
+        may = (
+            len(sure) < CONFIG["refetch_budget"] and now - negative >= CONFIG["negative_ttl"] - EPS
+        )
         # Must: conservatively, nothing in the window could have used the budget.
         maybe = [t for t in self.verify_fetches if now - t < CONFIG["cooldown"] + EPS]
         refused = self.refused.get(kid, -math.inf)
-        must = len(maybe) < CONFIG["refetch_budget"] and now - refused > CONFIG["negative_ttl"] + EPS
+        must = (
+            len(maybe) < CONFIG["refetch_budget"] and now - refused > CONFIG["negative_ttl"] + EPS
+        )
         return must and may, may
 
     def record_verify(

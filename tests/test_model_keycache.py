@@ -47,7 +47,6 @@ from para_jwt import (
     UnknownKeyError,
 )
 from para_jwt.testing import FakeClock, MockPara
-
 from tests._cache_model import (
     CONFIG,
     MINUTES,
@@ -66,8 +65,15 @@ T = TypeVar("T")
 TOKEN_CACHE_SIZE = 4
 FIGURES = Figures()
 
-CACHE_CONTROLS = [None, "max-age=0", "max-age=45", "max-age=120", "max-age=600", "no-cache",
-                  "max-age=100000"]
+CACHE_CONTROLS = [
+    None,
+    "max-age=0",
+    "max-age=45",
+    "max-age=120",
+    "max-age=600",
+    "no-cache",
+    "max-age=100000",
+]
 ADVANCES = [0.37, 1.13, 3.71, 29.53, 31.19, 61.13, 170.77, 650.41, 3600.29]
 STEPS = [-2 * 86_400.0, -3600.0, -61.0, -1.5, 1.5, 61.0, 3600.0, 2 * 86_400.0]
 
@@ -106,15 +112,22 @@ class KeyCacheMachine(RuleBasedStateMachine):
         self.clocks = Clocks()
         self.para = RecordingPara(self.clocks, alg="ES256", cache_control="max-age=120")
         # Never started: signs with a key Para never publishes (an unknown kid).
-        self.foreign = MockPara(api_key_id=self.para.api_key_id, alg="ES256", clock=self.clocks.fake)
+        self.foreign = MockPara(
+            api_key_id=self.para.api_key_id, alg="ES256", clock=self.clocks.fake
+        )
         self.run(self.para.start())
         self.model = KeyCacheModel()
         self.model.history = self.para.served
         self.verifier = self.new_verifier()
         self.tokens: list[Token] = []
         # One of each kind to start with (random kids rnd-0 and rnd-1).
-        for kind, key in (("valid", 0), ("random", 0), ("foreign", 0), ("random", 1),
-                          ("expired", 0)):
+        for kind, key in (
+            ("valid", 0),
+            ("random", 0),
+            ("foreign", 0),
+            ("random", 1),
+            ("expired", 0),
+        ):
             self.issue(kind=kind, key=key, age=10.3, life=10 * 86_400.0)
 
     # --- plumbing ----------------------------------------------------------------------
@@ -124,7 +137,9 @@ class KeyCacheMachine(RuleBasedStateMachine):
 
     def new_verifier(self, state: dict[str, Any] | None = None) -> ParaVerifier:
         verifier: ParaVerifier = self.para.verifier(
-            algorithms=("ES256",), token_cache_size=TOKEN_CACHE_SIZE, initial_state=state,
+            algorithms=("ES256",),
+            token_cache_size=TOKEN_CACHE_SIZE,
+            initial_state=state,
             **CONFIG,
         )
         return verifier
@@ -174,12 +189,21 @@ class KeyCacheMachine(RuleBasedStateMachine):
         if kind == "expired":
             issued_at, expires_in = wall - age - life, life
         header = {"kid": f"rnd-{key % 3}"} if kind == "random" else None
-        token = issuer.issue_jwt(kid=signer, issued_at=issued_at, expires_in=expires_in,
-                                 header=header)
+        token = issuer.issue_jwt(
+            kid=signer, issued_at=issued_at, expires_in=expires_in, header=header
+        )
         payload = _payload(token)
         kid = signer if header is None else header["kid"]
-        self.tokens.append(Token(token, kid, signer if header is None else None,
-                                 payload["sub"], payload["iat"], payload["exp"]))
+        self.tokens.append(
+            Token(
+                token,
+                kid,
+                signer if header is None else None,
+                payload["sub"],
+                payload["iat"],
+                payload["exp"],
+            )
+        )
         del self.tokens[:-12]
 
     @rule()
@@ -285,8 +309,15 @@ class KeyCacheMachine(RuleBasedStateMachine):
             self.verify(i)
 
     def book(
-        self, start: View, end: View, now: float, token: Token, result: object,
-        fetches: int, reached_keys: bool, n0: int,
+        self,
+        start: View,
+        end: View,
+        now: float,
+        token: Token,
+        result: object,
+        fetches: int,
+        reached_keys: bool,
+        n0: int,
     ) -> None:
         model = self.model
         good = start.good
@@ -299,13 +330,22 @@ class KeyCacheMachine(RuleBasedStateMachine):
         )
         last = model.history[-1] if fetches else None
         in_vain = (
-            counted and last is not None and last.kids is not None and last.status == 200
+            counted
+            and last is not None
+            and last.kids is not None
+            and last.status == 200
             and token.kid not in last.kids
-        ) or (counted and last is not None and last.status == 304 and end.good is not None
-              and token.kid not in end.good.kids)
+        ) or (
+            counted
+            and last is not None
+            and last.status == 304
+            and end.good is not None
+            and token.kid not in end.good.kids
+        )
         refused = reached_keys and isinstance(result, UnknownKeyError | JWKSError)
-        model.record_verify(now, fetches, token.kid, refused=refused, counted=counted,
-                            in_vain=bool(in_vain))
+        model.record_verify(
+            now, fetches, token.kid, refused=refused, counted=counted, in_vain=bool(in_vain)
+        )
         budget = CONFIG["refetch_budget"]
         assert model.refetches_in_window(now) <= budget, (
             f"more than {budget} unknown-kid fetches within {CONFIG['cooldown']} s"
@@ -376,7 +416,10 @@ class KeyCacheMachine(RuleBasedStateMachine):
 
     def clocks_in_step_since_fetch(self) -> bool:
         good = self.model.view().good
-        return good is None or abs((good.wall - good.at) - (self.clocks.wall - self.clocks.mono)) < 1e-6
+        return (
+            good is None
+            or abs((good.wall - good.at) - (self.clocks.wall - self.clocks.mono)) < 1e-6
+        )
 
     # Known: a warm start measures the set's age on the wall clock, so a wall step
     # between the fetch and the export changes its lifetime (see
@@ -437,19 +480,27 @@ class KeyCacheMachine(RuleBasedStateMachine):
             assert health.ready == (expected["status"] in ("fresh", "stale"))
         assert health.kids == expected["kids"], "health() kids"
         assert health.consecutive_failures == expected["consecutive_failures"], (
-            health.consecutive_failures, expected
+            health.consecutive_failures,
+            expected,
         )
         assert not health.refreshing
         if expected["age"] is not None:
             assert health.age is not None and abs(health.age - expected["age"]) < 1e-3, (
-                health.age, expected["age"]
+                health.age,
+                expected["age"],
             )
         token_cache = getattr(self.verifier, "_token_cache", None)
         assert token_cache is None or len(token_cache) <= TOKEN_CACHE_SIZE
 
 
-def run_machine(machine: type[RuleBasedStateMachine], figures: Figures, *, examples: int,
-                steps: int, share: float) -> None:
+def run_machine(
+    machine: type[RuleBasedStateMachine],
+    figures: Figures,
+    *,
+    examples: int,
+    steps: int,
+    share: float,
+) -> None:
     """The CI profile: one bounded run. The long profile: runs until its minutes pass."""
     started = time.monotonic()
     if PROFILE != "long":
@@ -560,8 +611,11 @@ def _mutated_cache(monkeypatch: pytest.MonkeyPatch, mutate: Callable[[JWKSCache]
 def _machine_fails() -> str:
     # Always the CI profile (derandomized): the claim is "found within CI's budget".
     quick = settings(
-        settings.get_profile("model-ci"), max_examples=60, stateful_step_count=40,
-        phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False,
+        settings.get_profile("model-ci"),
+        max_examples=60,
+        stateful_step_count=40,
+        phases=[Phase.explicit, Phase.generate],
+        report_multiple_bugs=False,
     )
     with pytest.raises(AssertionError) as failure:
         run_state_machine_as_test(KeyCacheMachine, settings=quick)

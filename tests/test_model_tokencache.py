@@ -22,8 +22,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 import para_jwt
 from para_jwt import InvalidTokenError, ParaClaims, ParaJWTError, ParaVerifier
@@ -72,14 +78,19 @@ class TokenCacheMachine(RuleBasedStateMachine):
         self.para = MockPara(alg="ES256", clock=self.clocks.fake, cache_control="max-age=10000000")
         self.run(self.para.start())
         self.verifier: ParaVerifier = self.para.verifier(
-            algorithms=("ES256",), token_cache_size=SIZE, leeway=LEEWAY, min_ttl=60,
-            max_ttl=10_000_000, refresh_ahead=False,
+            algorithms=("ES256",),
+            token_cache_size=SIZE,
+            leeway=LEEWAY,
+            min_ttl=60,
+            max_ttl=10_000_000,
+            refresh_ahead=False,
         )
         #: The kids of the last set Para served (None: nothing fetched yet).
         self.kids: frozenset[str] | None = None
         self.requests = 0
         self.tokens: list[Token] = []
-        self.issue(key=0, life=3600.0, skew=-10.0)
+        for life, skew in ((86_400.0, -10.0), (3600.0, -10.0), (30.0, -10.0), (2.0, 3.0)):
+            self.issue(key=0, life=life, skew=skew)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
@@ -103,8 +114,11 @@ class TokenCacheMachine(RuleBasedStateMachine):
 
     # --- tokens ----------------------------------------------------------------------------
 
-    @rule(key=st.integers(0, 5), life=st.sampled_from([2.0, 30.0, 3600.0]),
-          skew=st.sampled_from([-10.0, 3.0, 8.0]))
+    @rule(
+        key=st.integers(0, 5),
+        life=st.sampled_from([2.0, 30.0, 3600.0, 86_400.0]),
+        skew=st.sampled_from([-10.0, 3.0, 8.0]),
+    )
     def issue(self, key: int, life: float, skew: float) -> None:
         """A token from a published key; ``skew`` > 0 issues it in the future."""
         kids = self.published()
@@ -119,7 +133,7 @@ class TokenCacheMachine(RuleBasedStateMachine):
     def tamper(self, i: int) -> None:
         """Another payload (another user) under a token's header and signature."""
         original = self.tokens[i % len(self.tokens)]
-        header, payload, signature = original.token.split(".")
+        header, _payload_segment, signature = original.token.split(".")
         claims = _payload(original.token)
         claims["sub"] = claims["data"]["userId"] = "00000000-0000-4000-8000-000000000000"
         forged = f"{header}.{_segment(claims)}.{signature}"
@@ -140,6 +154,15 @@ class TokenCacheMachine(RuleBasedStateMachine):
         kids = self.published()
         if len(kids) > 1:
             self.para.retire(kids[i % len(kids)])
+
+    @rule(i=st.integers(0, 5))
+    def withdraw_and_refresh(self, i: int) -> None:
+        """Para withdraws a key (a new one if it was the last) and the cache sees it."""
+        kids = self.published()
+        if len(kids) == 1:
+            self.para.rotate()
+        self.para.retire(kids[i % len(kids)])
+        self.refresh()
 
     @rule()
     def refresh(self) -> None:
@@ -199,6 +222,7 @@ class TokenCacheMachine(RuleBasedStateMachine):
         tokens = [self.tokens[i % len(self.tokens)] for i in indexes]
         before = self.kids
         if self.threads == 1:
+
             async def together() -> list[ParaClaims | ParaJWTError]:
                 return await asyncio.gather(*(self.verify_one(t) for t in tokens))
 
@@ -250,7 +274,9 @@ class ThreadedTokenCacheMachine(TokenCacheMachine):
 
 
 def test_the_token_cache_keeps_its_rules() -> None:
-    run_machine(TokenCacheMachine, FIGURES, examples=40, steps=30, share=0.15 if THREAD_SAFE else 0.3)
+    run_machine(
+        TokenCacheMachine, FIGURES, examples=80, steps=40, share=0.15 if THREAD_SAFE else 0.3
+    )
 
 
 @pytest.mark.skipif(not THREAD_SAFE, reason="the thread-safe verifier is not on this branch")
@@ -268,3 +294,23 @@ def test_regression_a_token_cache_hit_does_not_outlive_its_key() -> None:
         machine.verify(i=0)  # must be refused
     finally:
         machine.teardown()
+
+
+def test_an_unbounded_lru_makes_the_machine_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Mutation: the LRU never evicts. The machine must notice within the CI profile.
+    original = ParaVerifier.__init__
+
+    def init(self: ParaVerifier, *args: Any, **options: Any) -> None:
+        original(self, *args, **options)
+        self._token_cache_size = 10**9
+
+    monkeypatch.setattr(ParaVerifier, "__init__", init)
+    quick = settings(
+        settings.get_profile("model-ci"),
+        max_examples=80,
+        stateful_step_count=40,
+        phases=[Phase.explicit, Phase.generate],
+        report_multiple_bugs=False,
+    )
+    with pytest.raises(AssertionError):
+        run_state_machine_as_test(TokenCacheMachine, settings=quick)
