@@ -33,6 +33,7 @@ from typing import Any
 from aiohttp import web
 from hypothesis import HealthCheck, settings
 
+import para_jwt
 from para_jwt.testing import FakeClock, MockPara
 
 EPS = 1e-6
@@ -54,15 +55,15 @@ CONFIG: dict[str, Any] = {
 def lifetime_from(cache_control: str | None) -> float:
     """Documented lifetime: ``max-age`` (no-cache/no-store: 0), else ``default_ttl``,
     clamped to ``[min_ttl, max_ttl]``. (Only the headers the machine serves.)"""
-    lifetime = CONFIG["default_ttl"]
+    lifetime: float = CONFIG["default_ttl"]
     if cache_control is not None:
         directives = [d.strip() for d in cache_control.split(",")]
-        if "no-cache" in directives or "no-store" in directives:
-            lifetime = 0.0
         for directive in directives:
             if directive.startswith("max-age="):
                 lifetime = float(directive.removeprefix("max-age="))
-    return min(max(lifetime, CONFIG["min_ttl"]), CONFIG["max_ttl"])
+        if "no-cache" in directives or "no-store" in directives:
+            lifetime = 0.0
+    return float(min(max(lifetime, CONFIG["min_ttl"]), CONFIG["max_ttl"]))
 
 
 # --- the history ------------------------------------------------------------------------
@@ -101,7 +102,7 @@ class View:
     def backoff_end(self) -> float:
         if not self.failures:
             return -math.inf
-        return self.last_failure + min(2.0 ** (self.failures - 1), CONFIG["cooldown"])
+        return self.last_failure + min(2.0 ** (self.failures - 1), float(CONFIG["cooldown"]))
 
 
 def _success(served: Served, have_set: bool) -> bool:
@@ -363,7 +364,7 @@ class RecordingPara(MockPara):
         return response
 
 
-_PACKAGE = str(Path(__import__("para_jwt").__file__).parent)
+_PACKAGE = str(Path(para_jwt.__path__[0]))
 _TESTING = os.path.join(_PACKAGE, "testing")
 
 

@@ -300,7 +300,7 @@ class KeyCacheMachine(RuleBasedStateMachine):
         assert fetches <= 2, f"{fetches} fetches for one verify"
         assert fetches >= 1 or not must, "the rules required a fetch, none was made"
         assert fetches == 0 or may, f"{fetches} fetches where the rules allow none"
-        self.book(start, end, now, token, result, fetches, time_error is None, n0)
+        self.book(start, end, now, token, result, fetches, time_error is None)
 
     @rule(indexes=st.lists(st.integers(0, 11), min_size=2, max_size=8, unique=True))
     def flood(self, indexes: list[int]) -> None:
@@ -317,8 +317,8 @@ class KeyCacheMachine(RuleBasedStateMachine):
         result: object,
         fetches: int,
         reached_keys: bool,
-        n0: int,
     ) -> None:
+        """Book a single verify's fetches against the budget and negative cache."""
         model = self.model
         good = start.good
         counted = (
@@ -328,23 +328,17 @@ class KeyCacheMachine(RuleBasedStateMachine):
             and model.pre_refresh(start, now)
             and token.kid not in good.kids
         )
-        last = model.history[-1] if fetches else None
+        # Looked up in vain: the refetch succeeded and the kid is still not there.
         in_vain = (
             counted
-            and last is not None
-            and last.kids is not None
-            and last.status == 200
-            and token.kid not in last.kids
-        ) or (
-            counted
-            and last is not None
-            and last.status == 304
+            and fetches > 0
+            and not end.failures
             and end.good is not None
             and token.kid not in end.good.kids
         )
         refused = reached_keys and isinstance(result, UnknownKeyError | JWKSError)
         model.record_verify(
-            now, fetches, token.kid, refused=refused, counted=counted, in_vain=bool(in_vain)
+            now, fetches, token.kid, refused=refused, counted=counted, in_vain=in_vain
         )
         budget = CONFIG["refetch_budget"]
         assert model.refetches_in_window(now) <= budget, (
