@@ -82,4 +82,4 @@ MODEL_MINUTES ?= 20
 
 model: $(STAMP)
 	MODEL_PROFILE=long MODEL_MINUTES=$(MODEL_MINUTES) $(BIN)/pytest -s -p no:cacheprovider \
-		tests/test_model_keycache.py tests/test_model_tokencache.py
+		tests/test_model_keycache.py tests/test_model_keycache_findings.py tests/test_model_tokencache.py
