@@ -161,3 +161,15 @@ instructions: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .nox .nox-*.log .nox-sessions site dist .pytest_cache .mypy_cache .ruff_cache
+
+# Model-based tests of the key cache and the verified-token cache (tests/test_model_*.py)
+# in their long profile: random seeds, batches of examples for MODEL_MINUTES in all.
+# `make test` runs them in the bounded CI profile (about 30 s).
+#   make model                    # 20 minutes
+#   make model MODEL_MINUTES=2    # a smoke run
+.PHONY: model
+MODEL_MINUTES ?= 20
+
+model: $(STAMP)
+	MODEL_PROFILE=long MODEL_MINUTES=$(MODEL_MINUTES) $(BIN)/pytest -s -p no:cacheprovider \
+		tests/test_model_keycache.py tests/test_model_keycache_findings.py tests/test_model_tokencache.py
