@@ -294,6 +294,13 @@ class SyncParaVerifier:
         background loop, so call only its synchronous methods."""
         return self._verifier.jwks
 
+    @property
+    def async_verifier(self) -> ParaVerifier:
+        """The ``ParaVerifier`` inside, for async code in the same process (Django's
+        async views): it shares this instance's key set and token cache, and works
+        from any event loop. Close this instance, not it."""
+        return self._verifier
+
     def verify(self, token: str | bytes) -> ParaClaims:
         """Verify a Para JWT and return its typed claims; blocks only to fetch keys.
 
