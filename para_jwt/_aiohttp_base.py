@@ -8,7 +8,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -151,6 +151,38 @@ def _request_of(args: tuple[object, ...], user: str) -> web.Request:
 
 class Decorator(Protocol):
     def __call__(self, handler: Callable[P, Awaitable[R]], /) -> Callable[P, Awaitable[R]]: ...
+
+
+def decorator(
+    user: str,
+    example: str,
+    check: Callable[[web.Request], Awaitable[None]],
+    handler: object,
+) -> Any:
+    """What a bare ``@user`` (``handler`` given) or ``@user(...)`` (``handler`` is
+    ``None``) returns: the guarded handler, or the decorator making one.
+
+    Args:
+        user: The decorator's name, for error messages.
+        example: Its options as they would be written, for error messages.
+        check: Runs on the request first; raises to refuse it.
+        handler: The handler when used bare, else ``None``.
+
+    Returns:
+        The guarded handler, or the decorator.
+
+    Raises:
+        ConfigurationError: Options passed positionally, or what ``guard`` refuses.
+    """
+
+    def decorate(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        return guard(handler, user, check)
+
+    if handler is None:
+        return decorate
+    if not callable(handler):
+        raise ConfigurationError(f"{user}'s options are keywords: @{user}({example})")
+    return decorate(handler)
 
 
 def guard(

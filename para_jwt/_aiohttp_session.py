@@ -10,7 +10,7 @@ from typing import Any, overload
 
 from aiohttp import web
 
-from ._aiohttp_base import SESSION_KEY, Config, Decorator, P, R, config_of, guard
+from ._aiohttp_base import SESSION_KEY, Config, Decorator, P, R, config_of, decorator
 from ._http import (
     DEFAULT_MAX_BODY_SIZE,
     VERIFICATION_TOKEN_HEADER,
@@ -117,15 +117,4 @@ def para_session_required(
 
     async def check(request: web.Request) -> None:
         await _check_session(request, limit)
-
-    def decorate(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        return guard(handler, "para_session_required", check)
-
-    if handler is None:
-        return decorate
-    if not callable(handler):
-        raise ConfigurationError(
-            "para_session_required's options are keywords: "
-            "@para_session_required(max_body_size=...)"
-        )
-    return decorate(handler)
+    return decorator("para_session_required", "max_body_size=...", check, handler)

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final, Literal, Self, TypeVar
+from typing import Final, Literal, Self, TypeVar, overload
 
 from .claims import AuthType, ParaClaims, WalletType
 from .errors import (
@@ -302,6 +302,86 @@ class MalformedAuthorization(Exception):
     """``Authorization`` that tries ``Bearer`` (or no scheme) but is not RFC 6750's."""
 
 
+@overload
+def bearer_token(gate: Gate, values: Sequence[str], *, optional: Literal[False] = False) -> str: ...
+@overload
+def bearer_token(gate: Gate, values: Sequence[str], *, optional: bool) -> str | None: ...
+def bearer_token(gate: Gate, values: Sequence[str], *, optional: bool = False) -> str | None:
+    """The token of ``Authorization`` header ``values``: the step before verifying.
+
+    Args:
+        gate: Builds the refusals.
+        values: Every ``Authorization`` header of the request.
+        optional: Let a request without bearer credentials through (``None``).
+
+    Returns:
+        The token, or ``None`` for a request without credentials when ``optional``.
+
+    Raises:
+        Refused: 400 for a malformed header, 401 without credentials.
+    """
+    # Refusals are raised outside except blocks, so that nothing that held the
+    # header is chained to them.
+    token: str | Absent | None
+    try:
+        token = bearer_credentials(values)
+    except MalformedAuthorization:
+        token = None
+    if token is None:
+        raise Refused(gate.malformed_header())
+    if isinstance(token, Absent):
+        if optional:
+            return None
+        raise Refused(gate.absent(token))
+    return token
+
+
+def token_refusal(
+    gate: Gate, error: InvalidTokenError | JWKSError, token: str, *, from_header: bool
+) -> Rejection:
+    """The refusal for ``token``, whose verification failed with ``error``.
+
+    Args:
+        gate: Builds the refusals.
+        error: What the verifier raised, without its traceback (the refusal
+            keeps it as ``cause``, which reaches user code).
+        token: The token.
+        from_header: The token came from ``Authorization: Bearer``, so a token that
+            is not even a b64token is a malformed header (400), not a bad token.
+
+    Returns:
+        400, 401 or 503.
+    """
+    if from_header and isinstance(error, MalformedTokenError) and not _B64TOKEN.fullmatch(token):
+        return gate.malformed_header()
+    return gate.token_rejection(error)
+
+
+def session_token(gate: Gate, token: str | None) -> str:
+    """The verification token found in a request: the step before asking Para.
+
+    Raises:
+        Refused: 401 when the request has none.
+    """
+    if token is None:
+        description = (
+            f"This route requires a Para verification token ({VERIFICATION_TOKEN_HEADER} "
+            "header or 'verificationToken' in a JSON body)"
+        )
+        raise Refused(
+            gate.challenge(
+                401, "missing_token", description, "no_verification_token", scheme=SESSION_SCHEME
+            )
+        )
+    return token
+
+
+# The I/O steps, async (the sync twins are in _http_sync). Each caught error
+# leaves its except block without its traceback: unwinding into these frames,
+# which hold the token, added them to it, and the refusal keeps the error as
+# ``cause``. The Refused is raised outside the block, so nothing is chained to it.
+
+
 async def verify_bearer(
     gate: Gate, verifier: ParaVerifier, values: Sequence[str], *, optional: bool
 ) -> ParaClaims | None:
@@ -321,16 +401,9 @@ async def verify_bearer(
         Refused: For anything else; a token that is sent but invalid is refused
             even when ``optional``.
     """
-    try:
-        token = bearer_credentials(values)
-    except MalformedAuthorization:
-        token = None
+    token = bearer_token(gate, values, optional=optional)
     if token is None:
-        raise Refused(gate.malformed_header())
-    if isinstance(token, Absent):
-        if optional:
-            return None
-        raise Refused(gate.absent(token))
+        return None
     return await verify_token(gate, verifier, token, from_header=True)
 
 
@@ -343,8 +416,7 @@ async def verify_token(
         gate: Builds the refusals.
         verifier: Verifies the token.
         token: The token.
-        from_header: The token came from ``Authorization: Bearer``, so a token that
-            is not even a b64token is a malformed header (400), not a bad token.
+        from_header: As for ``token_refusal``.
 
     Returns:
         The verified claims.
@@ -355,11 +427,8 @@ async def verify_token(
     try:
         return await verifier.verify(token)
     except (InvalidTokenError, JWKSError) as exc:
-        if from_header and isinstance(exc, MalformedTokenError) and not _B64TOKEN.fullmatch(token):
-            rejection = gate.malformed_header()
-        else:
-            rejection = gate.token_rejection(exc)
-    raise Refused(rejection)
+        error = exc.with_traceback(None)
+    raise Refused(token_refusal(gate, error, token, from_header=from_header))
 
 
 # --- requirements ---------------------------------------------------------------------

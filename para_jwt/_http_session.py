@@ -8,11 +8,11 @@ from collections.abc import AsyncIterable, Sequence
 from typing import Final
 
 from ._http import (
-    SESSION_SCHEME,
     VERIFICATION_TOKEN_HEADER,
     Gate,
     Refused,
     Rejection,
+    session_token,
 )
 from .api import ParaAPI, SessionInfo
 from .errors import InvalidVerificationTokenError, ParaAPIError
@@ -80,18 +80,10 @@ async def check_session(gate: Gate, api: ParaAPI, token: str | None) -> SessionI
         Refused: 401 without a token or for an expired session, 400 for something
             that is not a verification token, 500/502/503 when Para cannot answer.
     """
-    if token is None:
-        description = (
-            f"This route requires a Para verification token ({VERIFICATION_TOKEN_HEADER} "
-            "header or 'verificationToken' in a JSON body)"
-        )
-        raise Refused(
-            gate.challenge(
-                401, "missing_token", description, "no_verification_token", scheme=SESSION_SCHEME
-            )
-        )
+    token = session_token(gate, token)
     try:
         return await api.verify_session(token)
     except (ParaAPIError, InvalidVerificationTokenError) as exc:
-        rejection = gate.session_rejection(exc)
-    raise Refused(rejection)
+        # As _http.verify_token: the error leaves without this frame, which holds the token.
+        error = exc.with_traceback(None)
+    raise Refused(gate.session_rejection(error))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import copy
 import functools
 import threading
@@ -25,7 +26,7 @@ from .api import ParaAPI, SessionInfo
 from .claims import ParaClaims
 from .environments import Environment
 from .errors import ConfigurationError, JWKSUnavailableError, ParaAPIError, ParaJWTError
-from .jwks import CacheOptions, JWKSCache, JWKSHealth, VerificationKey
+from .jwks import CacheOptions, JWKSCache, JWKSHealth, KeySet, VerificationKey
 from .verifier import ParaVerifier, _scrubbed, _Unverified
 
 __all__ = ["SyncParaAPI", "SyncParaVerifier"]
@@ -76,7 +77,10 @@ class _LoopThread:
         def run() -> None:
             asyncio.set_event_loop(loop)
             loop.call_soon(ready.set)
-            loop.run_forever()
+            try:
+                loop.run_forever()
+            finally:
+                _wind_down(loop)
 
         thread = threading.Thread(target=run, name=self._name, daemon=True)
         thread.start()
@@ -122,15 +126,6 @@ class _LoopThread:
         atexit.unregister(self._at_exit)
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
-        # Whatever a closing instance left pending is cancelled, so no caller
-        # waits forever on a loop that no longer runs.
-        pending = asyncio.all_tasks(loop)
-        if pending:
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
     def _at_exit(self) -> None:
         with self._lock:
@@ -145,6 +140,23 @@ class _LoopThread:
             except Exception:  # exit goes on whatever one close did
                 future.cancel()
         self._stop_if_unused()
+
+
+def _wind_down(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a stopped loop, in its own thread.
+
+    Whatever a closing instance left pending is cancelled, so no caller waits
+    forever on a loop that no longer runs. Done here, not in the thread that
+    stopped the loop: that one may be running an event loop of its own (an
+    ASGI server's shutdown, an async test), where ``run_until_complete`` fails.
+    """
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 #: The one background loop thread shared by every sync instance in the process.
@@ -166,27 +178,44 @@ def _raise_copy(error: BaseException) -> NoReturn:
 
 
 class _SyncCore(ParaVerifier):
-    """The ParaVerifier inside a SyncParaVerifier, named so in errors and ``repr``."""
+    """The ParaVerifier inside a SyncParaVerifier, named so in errors and ``repr``.
+
+    Its key lookups also start the key cache's refresh-ahead: ``JWKSCache.peek``
+    starts it only on a running event loop, which a synchronous caller lacks, so
+    here it runs on the background loop, one refresh at a time.
+    """
 
     _called_as = "SyncParaVerifier"
 
     def __init__(self, api_key_id: str, **options: Any) -> None:
         super().__init__(api_key_id, **options)
+        self._refreshing: concurrent.futures.Future[KeySet] | None = None
+        self._refresh_lock = threading.Lock()
+        self._refresh_stopped = False
         if self._cache is not None:
-            self._peek = functools.partial(_peek_without_loop, self._cache)
+            self._peek = functools.partial(self._peek_and_refresh, self._cache)
 
+    def _peek_and_refresh(self, cache: JWKSCache, kid: str) -> VerificationKey | None:
+        """``cache.peek(kid)``, starting the refresh-ahead on the background loop when due."""
+        key = cache.peek(kid)
+        if cache.refresh_due():
+            self._refresh_ahead(cache)
+        return key
 
-def _peek_without_loop(cache: JWKSCache, kid: str) -> VerificationKey | None:
-    """``cache.peek(kid)`` from a thread that may have no event loop.
+    def _refresh_ahead(self, cache: JWKSCache) -> None:
+        with self._refresh_lock:
+            refreshing = self._refreshing
+            if self._refresh_stopped or (refreshing is not None and not refreshing.done()):
+                return
+            # Its failure is the cache's business (back-off, events, health):
+            # requests keep the fresh set they have meanwhile.
+            with contextlib.suppress(ConfigurationError):  # from the background loop itself
+                self._refreshing = _PORTAL.submit(self, cache.refresh())
 
-    Past its refresh point, ``peek`` starts a refresh in the running event
-    loop; a synchronous caller has none, so the key is then fetched on the
-    background loop instead, where ``get_key`` starts that refresh.
-    """
-    try:
-        return cache.peek(kid)
-    except RuntimeError:
-        return None
+    def stop_refreshing(self) -> None:
+        """No refresh-ahead starts after this: the background loop is not restarted."""
+        with self._refresh_lock:
+            self._refresh_stopped = True
 
 
 class SyncParaVerifier:
@@ -265,6 +294,13 @@ class SyncParaVerifier:
         background loop, so call only its synchronous methods."""
         return self._verifier.jwks
 
+    @property
+    def async_verifier(self) -> ParaVerifier:
+        """The ``ParaVerifier`` inside, for async code in the same process (Django's
+        async views): it shares this instance's key set and token cache, and works
+        from any event loop. Close this instance, not it."""
+        return self._verifier
+
     def verify(self, token: str | bytes) -> ParaClaims:
         """Verify a Para JWT and return its typed claims; blocks only to fetch keys.
 
@@ -342,6 +378,7 @@ class SyncParaVerifier:
         a key fetch raises ``JWKSUnavailableError``.
         """
         self._closed = True
+        self._verifier.stop_refreshing()
         _PORTAL.release(self._verifier)
 
     def __enter__(self) -> Self:

@@ -60,8 +60,8 @@ from ._aiohttp_base import (
     R,
     TokenGetter,
     config_of,
+    decorator,
     default_error_handler,
-    guard,
 )
 from ._aiohttp_session import get_session, para_session_required
 from ._http import (
@@ -373,17 +373,7 @@ def para_required(
         token_getter=token_getter,
         optional=False,
     )
-
-    def decorate(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        return guard(handler, "para_required", check)
-
-    if handler is None:
-        return decorate
-    if not callable(handler):
-        raise ConfigurationError(
-            "para_required's options are keywords: @para_required(auth_types={'email'})"
-        )
-    return decorate(handler)
+    return decorator("para_required", "auth_types={'email'}", check, handler)
 
 
 def para_middleware(

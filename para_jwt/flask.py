@@ -382,27 +382,42 @@ def para_required(
     refuse_unknown("para_required", unknown, _REQUIRED_OPTIONS)
     requirements = Requirements.build(auth_types, wallet_types, require_wallet)
     check = functools.partial(_authenticate, requirements)
+    return _decorator("para_required", "wallet_types={'EVM'}", check, view)
+
+
+def _decorator(
+    user: str, example: str, check: Callable[[], flask.Response | None], view: object
+) -> Any:
+    """What a bare ``@user`` (``view`` given) or ``@user(...)`` (``view`` is ``None``)
+    returns: the guarded view, or the decorator making one.
+
+    Args:
+        user: The decorator's name, for error messages.
+        example: Its options as they would be written, for error messages.
+        check: Answers a request's refusal, or ``None`` to let it in.
+        view: The view when used bare, else ``None``.
+
+    Returns:
+        The guarded view, or the decorator.
+
+    Raises:
+        ConfigurationError: ``view`` is a class, or options were passed positionally.
+    """
 
     def decorate(view: Callable[_P, _R]) -> Callable[_P, _R]:
-        _check_view("para_required", view)
+        if inspect.isclass(view):
+            raise ConfigurationError(
+                f"@{user} decorates view functions; for a View class, list it in its "
+                f"decorators: decorators = [{user}]"
+            )
         guarded: Callable[_P, _R] = _guard(view, check)
         return guarded
 
     if view is None:
         return decorate
     if not callable(view):
-        raise ConfigurationError(
-            "para_required's options are keywords: @para_required(wallet_types={'EVM'})"
-        )
+        raise ConfigurationError(f"{user}'s options are keywords: @{user}({example})")
     return decorate(view)
-
-
-def _check_view(user: str, view: object) -> None:
-    if inspect.isclass(view):
-        raise ConfigurationError(
-            f"@{user} decorates view functions; for a View class, list it in its "
-            f"decorators: decorators = [{user}]"
-        )
 
 
 def _verification_token(state: _State, max_body_size: int) -> str | None:
@@ -482,17 +497,4 @@ def para_session_required(
     """
     refuse_unknown("para_session_required", unknown, ("max_body_size",))
     check = functools.partial(_check_session, check_max_body_size(max_body_size))
-
-    def decorate(view: Callable[_P, _R]) -> Callable[_P, _R]:
-        _check_view("para_session_required", view)
-        guarded: Callable[_P, _R] = _guard(view, check)
-        return guarded
-
-    if view is None:
-        return decorate
-    if not callable(view):
-        raise ConfigurationError(
-            "para_session_required's options are keywords: "
-            "@para_session_required(max_body_size=...)"
-        )
-    return decorate(view)
+    return _decorator("para_session_required", "max_body_size=...", check, view)

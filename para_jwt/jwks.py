@@ -265,6 +265,29 @@ class JWKSCache:
             self._maybe_refresh_ahead(now)
         return cached.keyset.keys.get(kid)
 
+    def refresh_due(self) -> bool:
+        """Whether a refresh-ahead should start now, for callers without an event loop.
+
+        ``peek`` starts the refresh-ahead itself on the running event loop; a
+        synchronous caller has none, so it asks this after ``peek`` and runs
+        ``refresh()`` on a loop of its own (``SyncParaVerifier`` does).
+
+        Returns:
+            ``True`` while the cached set is still fresh but past its refresh
+            point (and past any back-off after a failed fetch), the cache is
+            open, and no fetch is in flight on any loop.
+        """
+        cached = self._cached
+        if cached is None:
+            return False
+        now = self._monotonic()
+        return (
+            cached.refresh_at <= now < cached.expires_at
+            and now >= self._next_attempt_at
+            and not self._closed
+            and not self._flights.running_anywhere()
+        )
+
     async def get_key(self, kid: str) -> VerificationKey:
         """The key for ``kid``, fetching or refetching the set as the rules allow.
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import subprocess
 import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -231,6 +233,55 @@ def test_refresh_ahead_from_a_sync_caller(para: MockPara, clock: FakeClock) -> N
         assert para.jwks_requests == 2
 
 
+def test_refresh_ahead_from_many_sync_callers_is_one_fetch(
+    para: MockPara, clock: FakeClock
+) -> None:
+    with para.sync_verifier() as verifier:
+        verifier.verify(para.issue_jwt())
+        clock.advance(590)
+        tokens = [para.issue_jwt(user_id=f"u-{i}") for i in range(8)]
+
+        def run(token: str) -> str:
+            return [verifier.verify(token) for _ in range(50)][-1].user_id
+
+        with ThreadPoolExecutor(8) as pool:
+            assert list(pool.map(run, tokens)) == [f"u-{i}" for i in range(8)]
+        refreshing = verifier._verifier._refreshing
+        assert refreshing is not None
+        refreshing.result(10)
+        assert para.jwks_requests == 2
+        assert verifier.jwks is not None and not verifier.jwks.refresh_due()
+
+
+def test_no_refresh_ahead_after_close(para: MockPara, clock: FakeClock) -> None:
+    """A token-cache hit after close() must not restart the background thread."""
+    verifier = para.sync_verifier()
+    token = para.issue_jwt(expires_in=3600)
+    verifier.verify(token)
+    verifier.close()
+    clock.advance(590)
+    assert verifier.verify(token).user_id
+    assert [t.name for t in io_threads()] == ["MockPara"]
+    assert para.jwks_requests == 1
+
+
+def test_close_from_a_thread_running_an_event_loop(para: MockPara) -> None:
+    """ASGI shutdown hooks and async tests close sync instances inside a running loop."""
+    verifier = para.sync_verifier()
+    api = para.sync_api()
+    verifier.verify(para.issue_jwt())
+    api.verify_session(para.issue_verification_token())
+
+    async def shutdown() -> None:
+        verifier.close()
+        api.close()
+
+    asyncio.run(shutdown())
+    assert [t.name for t in io_threads()] == ["MockPara"]
+    with pytest.raises(ParaJWTError):
+        api.verify_session(para.issue_verification_token())
+
+
 def test_sync_api(para: MockPara) -> None:
     address = "0x" + "ab" * 20
     wallet_id = para.register_wallet(address)
@@ -285,8 +336,10 @@ api = para.sync_api()
 print(verifier.verify(para.issue_jwt("user-1")).user_id)
 print(api.verify_session(para.issue_verification_token()).auth_type)
 """
+    # -W error turns ResourceWarning into an error too; not -X dev, whose asyncio
+    # debug mode prints "Executing <Task ...> took 0.2 seconds" on a loaded machine.
     done = subprocess.run(  # noqa: S603 - this interpreter, our own script
-        [sys.executable, "-X", "dev", "-W", "error", "-c", script],
+        [sys.executable, "-W", "error", "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
@@ -297,12 +350,40 @@ print(api.verify_session(para.issue_verification_token()).auth_type)
     assert done.stderr == ""
 
 
-def test_the_exit_handler_closes_open_instances_and_stops_the_thread(para: MockPara) -> None:
+def test_the_exit_handler_closes_open_instances_and_stops_the_thread(
+    para: MockPara, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At exit, a fetch in flight is stopped (its per-fetch session closed), the
+    API's session is closed on its loop, and the thread stops: nothing is left
+    for the garbage collector to warn about."""
     verifier = para.sync_verifier()
-    verifier.verify(para.issue_jwt())
-    cache = verifier.jwks
-    assert cache is not None
-    assert cache._session is not None
-    _sync._PORTAL._at_exit()  # what atexit runs
-    assert cache._session is None  # closed on the loop, before it stopped
+    api = para.sync_api()
+    api.verify_session(para.issue_verification_token())
+    para.set_latency(5.0)  # the key fetch is still in flight at exit
+    outcome: list[BaseException | str] = []
+
+    def caller(verifier: SyncParaVerifier) -> None:
+        try:
+            outcome.append(verifier.verify(para.issue_jwt()).user_id)
+        except BaseException as exc:  # collected and checked below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=caller, args=(verifier,))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while para.jwks_requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert para.jwks_requests == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _sync._PORTAL._at_exit()  # what atexit runs
+        thread.join(10)
+        del verifier, api
+        gc.collect()
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], JWKSUnavailableError)
     assert [t.name for t in io_threads()] == ["MockPara"]
+    assert [str(w.message) for w in caught] == []
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+

@@ -10,15 +10,14 @@ refuse only where a view asks for it.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 from django.http import HttpRequest, HttpResponse
 
-from .. import _http_sync
+from .. import _http, _http_sync
 from .._http import Absent, Refused, Rejection, Requirements
 from ..claims import ParaClaims
-from ._settings import Para, para, refusal_response
+from ._settings import para, refusal_response
 
 __all__ = ["CLAIMS_ATTRIBUTE", "aauthenticate", "admit", "authenticate", "recorded_refusal"]
 
@@ -46,37 +45,27 @@ def authenticate(request: HttpRequest) -> None:
         return
     state = para()
     try:
-        token = _http_sync.bearer_token(state.gate, _authorization(request))
+        claims = _http_sync.verify_bearer(state.gate, state.verifier, _authorization(request))
     except Refused as refused:
         _record(request, None, refused.rejection)
-        return
-    _verify(request, state, token)
+    else:
+        _record(request, claims, None)
 
 
 async def aauthenticate(request: HttpRequest) -> None:
-    """``authenticate`` for async code; a token is verified in a worker thread, so
-    that a key fetch never blocks the event loop.
+    """``authenticate`` for async code, awaited in the server's event loop.
 
-    It shares ``SyncParaVerifier``'s key set and token cache with the synchronous
-    views. Awaiting the verifier's own ``ParaVerifier`` in the server's loop would
-    save the thread hop, but its key cache's HTTP session belongs to the loop that
-    made it (the background loop of ``SyncParaVerifier``), so the two cannot share
-    it yet. A request without a token, or with a malformed header, costs no hop.
+    It verifies with the ``ParaVerifier`` inside ``SyncParaVerifier``
+    (``async_verifier``): one key set and one token cache for sync and async
+    views, and no thread hop; a key fetch is awaited, never blocking the loop.
     """
     if hasattr(request, _REFUSAL_ATTRIBUTE):
         return
     state = para()
     try:
-        token = _http_sync.bearer_token(state.gate, _authorization(request))
-    except Refused as refused:
-        _record(request, None, refused.rejection)
-        return
-    await asyncio.to_thread(_verify, request, state, token)
-
-
-def _verify(request: HttpRequest, state: Para, token: str) -> None:
-    try:
-        claims = _http_sync.verify_token(state.gate, state.verifier, token)
+        claims = await _http.verify_bearer(
+            state.gate, state.verifier.async_verifier, _authorization(request), optional=False
+        )
     except Refused as refused:
         _record(request, None, refused.rejection)
     else:

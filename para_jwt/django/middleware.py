@@ -23,8 +23,9 @@ class ParaMiddleware:
     class-based view with ``ParaRequiredMixin``) answers with the refusal, so a
     public view sees ``None`` for a missing, invalid or expired token alike.
     Under WSGI it verifies in the request's thread; under ASGI it stays
-    asynchronous and verifies in a worker thread, so a key fetch never blocks the
-    event loop. Both use the one ``SyncParaVerifier``: one key set, one token cache.
+    asynchronous and awaits ``SyncParaVerifier.async_verifier`` in the server's
+    loop (no thread hop; a key fetch never blocks the loop). One key set, one
+    token cache for both.
     Building it checks ``settings.PARA_JWT``, so a wrong setting stops the server
     at startup.
 
