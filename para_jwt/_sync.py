@@ -403,9 +403,12 @@ class SyncParaAPI:
 
     Args:
         secret_api_key: Your secret API key, sent as ``x-external-api-key``.
-        **options: Every other ``ParaAPI`` keyword argument (``environment``,
-            ``base_url``, ``timeout``, ``retries``, ``backoff``,
-            ``max_response_size``); see ``ParaAPI`` for each default.
+        environment: As ``ParaAPI``'s (by default, from the key's prefix).
+        base_url: As ``ParaAPI``'s.
+        timeout: As ``ParaAPI``'s.
+        retries: As ``ParaAPI``'s.
+        backoff: As ``ParaAPI``'s.
+        max_response_size: As ``ParaAPI``'s.
 
     Raises:
         ConfigurationError: As ``ParaAPI`` does.

@@ -139,8 +139,9 @@ class ParaVerifier:
             **cache_options: The key cache's options (``timeout``, ``min_ttl``,
                 ``max_ttl``, ``default_ttl``, ``max_stale``, ``cooldown``,
                 ``refetch_budget``, ``negative_ttl``, ``max_body_size``,
-                ``refresh_ahead``, ``on_event``, ``initial_state``), documented
-                with their defaults on ``JWKSCache``.
+                ``refresh_ahead``, ``on_event``, ``initial_state``,
+                ``monotonic``), documented with their defaults on ``JWKSCache``.
+                The key cache gets ``clock`` too, so a ``FakeClock`` drives both.
 
         Raises:
             ConfigurationError: An option is missing, unknown, or out of range;

@@ -1,12 +1,13 @@
 """Every Python example in README.md and docs/ runs, as a reader would run it.
 
 Each ```python block is a standalone script: it runs in a subprocess from an empty
-directory, with ``-W error::ResourceWarning`` and no ``PYTHONPATH`` (the installed
-package is what it imports), and must exit 0 within 60 s without aiohttp reporting
-an unclosed session or connector. A block that defines ``test_`` functions is a test
-module: pytest runs it, and every test in it must pass. A line
-``--8<-- "path"`` inside a block (pymdownx.snippets) is replaced by that file, read
-from the repository's root, as MkDocs does.
+directory, in Python's development mode (``-X dev``: asyncio's debug checks, such as
+a loop touched from another thread, raise), with ``-W error::ResourceWarning`` and
+no ``PYTHONPATH`` (the installed package is what it imports), and must exit 0 within
+60 s without aiohttp reporting an unclosed session or connector. A block that
+defines ``test_`` functions is a test module: pytest runs it, and every test in it
+must pass. A line ``--8<-- "path"`` inside a block (pymdownx.snippets) is replaced
+by that file, read from the repository's root, as MkDocs does.
 """
 
 from __future__ import annotations
@@ -26,20 +27,6 @@ FENCE = re.compile(r"^```python[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
 SNIPPET = re.compile(r'^[ \t]*--8<--[ \t]+"(?P<path>[^"]+)"[ \t]*$', re.M)
 TEST_FUNCTION = re.compile(r"^(?:async )?def (test_\w+)\(", re.M)
 UNCLOSED = ("Unclosed client session", "Unclosed connector")
-
-# Pages the integration and feature work is writing on its own branches: README
-# already points at them. Remove a name once its page exists (the test says so).
-PENDING_PAGES = {
-    "docs/fastapi.md",
-    "docs/flask.md",
-    "docs/django.md",
-    "docs/sync.md",
-    "docs/aiohttp.md",
-    "docs/para-endpoints.md",
-    "docs/cli.md",
-    "docs/key-cache.md",
-}
-
 
 @dataclass(frozen=True)
 class Example:
@@ -104,7 +91,7 @@ def run_example(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     else:
         (cwd / "example.py").write_text(code)
         command = ["example.py"]
-    return run([sys.executable, "-W", "error::ResourceWarning", *command], cwd)
+    return run([sys.executable, "-X", "dev", "-W", "error::ResourceWarning", *command], cwd)
 
 
 def problems(code: str, result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -135,6 +122,9 @@ def test_every_python_block_is_found() -> None:
         openings = sum(line.startswith("```python") for line in page.read_text().splitlines())
         assert len(examples_in(page)) == openings, page
     assert len(examples_in(ROOT / "README.md")) >= 3
+    # Each integration's page shows it running.
+    for name in ("aiohttp", "fastapi", "flask", "django", "sync", "para-endpoints", "cli"):
+        assert examples_in(ROOT / "docs" / f"{name}.md"), f"docs/{name}.md has no Python example"
 
 
 def test_an_unclosed_session_is_caught(tmp_path: Path) -> None:
@@ -168,8 +158,35 @@ def test_readme_links_stay_inside_the_repository() -> None:
             continue  # an anchor, https:, mailto:
         path = (ROOT / target).resolve()
         assert path.is_relative_to(ROOT), f"README links outside the repository: {target}"
-        relative = path.relative_to(ROOT).as_posix()
-        if relative in PENDING_PAGES:
-            assert not path.exists(), f"{relative} exists now: remove it from PENDING_PAGES"
-            continue
         assert path.exists(), f"README links to a missing file: {target}"
+
+
+# The modules a user imports: each has a section of its own in the API reference.
+PUBLIC_MODULES = (
+    "para_jwt.errors",
+    "para_jwt.aiohttp",
+    "para_jwt.starlette",
+    "para_jwt.fastapi",
+    "para_jwt.flask",
+    "para_jwt.django",
+    "para_jwt.django.rest_framework",
+    "para_jwt.cli",
+    "para_jwt.testing",
+    "para_jwt.testing.plugin",
+)
+DIRECTIVE = re.compile(r"^::: (?P<path>[\w.]+)[ \t]*$", re.M)
+
+
+def test_the_api_reference_covers_every_public_name_and_module() -> None:
+    import para_jwt
+    import para_jwt.errors
+
+    documented = set(DIRECTIVE.findall((ROOT / "docs" / "reference.md").read_text()))
+    errors = set(para_jwt.errors.__all__)
+    missing = [
+        name
+        for name in para_jwt.__all__
+        if name != "__version__" and f"para_jwt.{name}" not in documented and name not in errors
+    ]
+    missing += [module for module in PUBLIC_MODULES if module not in documented]
+    assert not missing, f"docs/reference.md has no '::: ...' for {missing}"
