@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from _common import (
     Progress,
     arguments,
@@ -362,6 +363,24 @@ async def measure(port: int, folder: Path, args: argparse.Namespace) -> dict[str
     return result
 
 
+async def check_protection(port: int, row: Row) -> None:
+    """A request without a token gets 200 from the open row, 401 from the others.
+
+    Without this, a protected row wired by mistake without its protection would
+    measure an open endpoint and report a perfect ratio.
+    """
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/hello") as response,
+    ):
+        expected = 200 if row.endpoint == OPEN else 401
+        if response.status != expected:
+            raise RuntimeError(
+                f"{row.framework} {row.endpoint}: {response.status} without a token, "
+                f"not {expected}"
+            )
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     progress = Progress("http")
     info = machine()
@@ -384,6 +403,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         progress(f"repeat {repeat + 1}/{args.repeats}: {row.framework} "
                                  f"{row.endpoint}")  # fmt: skip
                         async with row.serve(verifiers) as port:
+                            await check_protection(port, row)
                             runs[index].append(await measure(port, folder, args))
         finally:
             await verifiers.cached.close()
