@@ -2,20 +2,25 @@
 
 Each framework row serves one trivial JSON handler, open or protected by
 para_jwt's integration for that framework (aiohttp: the ``@para_required``
-decorator with the verified-token cache on, or off; and app-wide by
-``para_middleware``). Every request, on the open endpoint too, carries the same
-``Authorization: Bearer`` header with a valid Para token, so the ratio
-protected/open charges verification, not the transfer of a 1.4 KB header. Keys
-come from MockPara on 127.0.0.1.
+decorator with the verified-token cache on, or off, and app-wide by
+``para_middleware``; Starlette: ``ParaMiddleware``; FastAPI: ``Depends(auth)``
+on a ``ParaAuth``), token cache on unless a row says otherwise. aiohttp serves
+its own apps; Starlette and FastAPI are served by uvicorn (the ``bench`` extra;
+without it their rows are skipped and the report says so). Every request, on
+the open endpoint too, carries the same ``Authorization: Bearer`` header with a
+valid Para token, so the ratio protected/open charges verification, not the
+transfer of a 1.4 KB header. Keys come from MockPara on 127.0.0.1.
 
-The load comes from a separate process: ``wrk`` when it is installed (``make
+Process layout, for a 2-core machine: this process runs the server under test
+(on its one event loop, so on one core) and an idle MockPara; the load comes
+from one other process on the other core: ``wrk`` when it is installed (``make
 bench`` installs it), else this script with ``--load-child``, a Python
 generator (keep-alive connections, a few requests pipelined on each, each
-connection with its own token). Either is a closed loop: the next request goes
-when the answer arrives. Endpoints run round-robin, several repeats; reported:
-medians of requests/s, p50/p99 latency and the server's CPU time per request,
-and each endpoint's throughput over its framework's open endpoint within each
-repeat.
+connection with its own token), one thread either way. Either is a closed
+loop: the next request goes when the answer arrives. Endpoints run
+round-robin, several repeats; reported: medians of requests/s, p50/p99 latency
+and the server's CPU time per request, and each endpoint's throughput over its
+framework's open endpoint within each repeat.
 
 Adding a framework is one function returning its rows (see ``aiohttp_rows``)
 added to ``FRAMEWORKS``: an ``open`` row first, then the protected ones, each a
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import shutil
 import statistics
@@ -38,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from _common import (
     Progress,
     arguments,
@@ -49,9 +56,17 @@ from _common import (
     write_results,
 )
 from aiohttp import web
+from fastapi import Depends, FastAPI
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from para_jwt import ParaVerifier
+from para_jwt import ParaClaims, ParaVerifier
 from para_jwt.aiohttp import para_middleware, para_required, setup
+from para_jwt.fastapi import ParaAuth
+from para_jwt.starlette import ParaMiddleware
 from para_jwt.testing import MockPara
 
 OPEN = "open"
@@ -70,6 +85,9 @@ class Row:
     framework: str
     endpoint: str  # OPEN, or how it is protected
     serve: Callable[[Verifiers], AbstractAsyncContextManager[int]]
+    #: False for the open row and for a reference row that measures what the
+    #: framework's own machinery costs without para_jwt (it answers 200 without a token).
+    protected: bool = True
 
 
 # --- the frameworks ------------------------------------------------------------------------
@@ -104,7 +122,7 @@ def aiohttp_rows() -> list[Row]:
         return application
 
     return [
-        Row("aiohttp", OPEN, lambda v: serve_aiohttp(app([], None, False))),
+        Row("aiohttp", OPEN, lambda v: serve_aiohttp(app([], None, False)), protected=False),
         Row(
             "aiohttp",
             "@para_required, token cache on",
@@ -123,8 +141,122 @@ def aiohttp_rows() -> list[Row]:
     ]
 
 
-#: One function per framework; each returns its open row first.
-FRAMEWORKS: list[Callable[[], list[Row]]] = [aiohttp_rows]
+def uvicorn_missing() -> bool:
+    """The Starlette and FastAPI rows need uvicorn (the ``bench`` extra)."""
+    return importlib.util.find_spec("uvicorn") is None
+
+
+@asynccontextmanager
+async def serve_uvicorn(app: Any) -> AsyncIterator[int]:
+    """Serve an ASGI app with uvicorn on this event loop, as ``serve_aiohttp`` does.
+
+    No lifespan: the verifiers are shared by every row and closed by ``run``.
+    """
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                await task  # raises what stopped it
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def starlette_hello(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})
+
+
+def starlette_rows() -> list[Row]:
+    """The app as a user of para_jwt.starlette would protect it: the middleware."""
+    if uvicorn_missing():
+        return []
+
+    def app(verifier: ParaVerifier | None) -> Starlette:
+        middleware = [] if verifier is None else [Middleware(ParaMiddleware, verifier=verifier)]
+        return Starlette(routes=[Route("/hello", starlette_hello)], middleware=middleware)
+
+    return [
+        Row("Starlette", OPEN, lambda v: serve_uvicorn(app(None)), protected=False),
+        Row("Starlette", "ParaMiddleware, token cache on", lambda v: serve_uvicorn(app(v.cached))),
+    ]
+
+
+async def no_op(request: Request) -> None:
+    """A dependency that does nothing: what FastAPI's ``Depends`` costs by itself."""
+
+
+def fastapi_rows() -> list[Row]:
+    """The route as a user of para_jwt.fastapi would protect it: ``Depends(auth)``.
+
+    A reference row has the route depend on a no-op dependency instead: FastAPI
+    resolves each dependency per request, and that cost is FastAPI's, paid by any
+    ``Depends``, not para_jwt's.
+    """
+    if uvicorn_missing():
+        return []
+
+    def open_app(dependency: bool) -> FastAPI:
+        application = FastAPI()
+        if not dependency:
+
+            @application.get("/hello")
+            async def hello() -> dict[str, bool]:
+                return {"ok": True}
+        else:
+
+            @application.get("/hello")
+            async def hello_with(nothing: None = Depends(no_op)) -> dict[str, bool]:
+                return {"ok": True}
+
+        return application
+
+    def protected_app(verifier: ParaVerifier) -> FastAPI:
+        auth = ParaAuth(verifier)  # no lifespan=auth.lifespan: run() closes the verifiers
+        application = FastAPI()
+        auth.install(application)
+
+        # A default rather than Annotated: annotations are strings in this module, and
+        # FastAPI resolves them in the module's globals, where ``auth`` is not.
+        @application.get("/hello")
+        async def hello(claims: ParaClaims = Depends(auth)) -> dict[str, bool]:  # noqa: B008
+            return {"ok": True}
+
+        return application
+
+    return [
+        Row("FastAPI", OPEN, lambda v: serve_uvicorn(open_app(False)), protected=False),
+        Row(
+            "FastAPI",
+            "reference: Depends(a no-op async dependency), no para_jwt",
+            lambda v: serve_uvicorn(open_app(True)),
+            protected=False,
+        ),
+        Row(
+            "FastAPI",
+            "Depends(auth), token cache on",
+            lambda v: serve_uvicorn(protected_app(v.cached)),
+        ),
+    ]
+
+
+#: One function per framework; each returns its open row first (or no rows, when
+#: its server is not installed).
+FRAMEWORKS: list[Callable[[], list[Row]]] = [aiohttp_rows, starlette_rows, fastapi_rows]
 
 
 # --- the load generator (child process) ----------------------------------------------------
@@ -255,6 +387,23 @@ async def measure(port: int, folder: Path, args: argparse.Namespace) -> dict[str
     return result
 
 
+async def check_protection(port: int, row: Row) -> None:
+    """A request without a token gets 200 from the open row, 401 from the others.
+
+    Without this, a protected row wired by mistake without its protection would
+    measure an open endpoint and report a perfect ratio.
+    """
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/hello") as response,
+    ):
+        expected = 401 if row.protected else 200
+        if response.status != expected:
+            raise RuntimeError(
+                f"{row.framework} {row.endpoint}: {response.status} without a token, not {expected}"
+            )
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     progress = Progress("http")
     info = machine()
@@ -277,6 +426,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         progress(f"repeat {repeat + 1}/{args.repeats}: {row.framework} "
                                  f"{row.endpoint}")  # fmt: skip
                         async with row.serve(verifiers) as port:
+                            await check_protection(port, row)
                             runs[index].append(await measure(port, folder, args))
         finally:
             await verifiers.cached.close()
@@ -344,6 +494,9 @@ def report(
             f"{args.connections} keep-alive connections on 127.0.0.1, {args.depth} requests "
             "pipelined on each, each connection with its own Para token"
         )
+    skipped = ["Starlette", "FastAPI"] if uvicorn_missing() else []
+    notes = [f"Skipped (uvicorn not installed: `pip install -e '.[bench]'`): "
+             f"{', '.join(skipped)}.", ""] if skipped else []  # fmt: skip
     markdown = "\n".join(
         [
             "# bench_http: protected endpoints against the same ones open, per framework",
@@ -353,6 +506,7 @@ def report(
             f"Authorization header; {args.repeats} repeats of {args.duration:g} s (after "
             f"{args.warmup:g} s of warm-up), round-robin; medians.",
             "",
+            *notes,
             markdown_table(
                 [
                     "framework",
@@ -382,6 +536,7 @@ def report(
         },
         "runs": {f"{row.framework}: {row.endpoint}": runs[i] for i, row in enumerate(rows)},
         "summary": summary,
+        "skipped": skipped,
         "markdown": markdown,
     }
 

@@ -2,11 +2,15 @@
 
 The test environment has only the ``test`` extra: bench_verify then skips the
 peers it cannot import and the chart (matplotlib), and still runs every row
-para_jwt and the floors need, which is what this smoke test is for.
+para_jwt and the floors need, which is what this smoke test is for. bench_http
+serves Starlette and FastAPI with uvicorn (the ``bench`` extra): where it is
+installed their rows must run, where it is not the report must say they were
+skipped.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -45,6 +49,19 @@ def test_a_quick_run_writes_its_results(tmp_path: Path, name: str, options: list
     if name == "http":
         default = "wrk" if shutil.which("wrk") else "python"
         assert data["method"]["generator"] == (options[1] if options else default)
+        asgi = {"Starlette", "FastAPI"}
+        served = {row["framework"] for row in data["summary"]}
+        if importlib.util.find_spec("uvicorn") is None:
+            assert served == {"aiohttp"}
+            assert set(data["skipped"]) == asgi
+        else:
+            assert served == {"aiohttp"} | asgi
+            assert data["skipped"] == []
+        # Each framework's open row and at least one protected row.
+        for framework in served:
+            endpoints = [r["endpoint"] for r in data["summary"] if r["framework"] == framework]
+            assert endpoints[0] == "open"
+            assert len(endpoints) >= 2
         # Every endpoint answered, and answered 200 (errors count anything else).
         assert all(row["requests_per_second"] > 0 for row in data["summary"])
         assert all(row["errors"] == 0 for row in data["summary"])
