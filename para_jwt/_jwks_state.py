@@ -4,6 +4,7 @@ start elsewhere."""
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from ._jwks_events import JWKSHealth, wall_time
 from ._keys import KeySet
 from .errors import ConfigurationError
 
-__all__ = ["CachedKeys", "SavedKeys", "health_of", "read_state", "state_of"]
+__all__ = ["CachedKeys", "SavedKeys", "cached_keys", "health_of", "read_state", "state_of"]
 
 _STATE_VERSION = 1
 
@@ -37,6 +38,46 @@ class CachedKeys:
     fetched_wall: float
     expires_at: float
     refresh_at: float
+
+
+def cached_keys(
+    keyset: KeySet,
+    document: dict[str, Any],
+    etag: str | None,
+    last_modified: str | None,
+    lifetime: float,
+    *,
+    fetched_at: float,
+    fetched_wall: float,
+    refresh_ahead: bool,
+) -> CachedKeys:
+    """A set to cache, valid for ``lifetime`` seconds from ``fetched_at``.
+
+    Args:
+        keyset: The keys.
+        document: The document as plain JSON, for export.
+        etag: The ``ETag`` to revalidate with, if any.
+        last_modified: The ``Last-Modified`` to revalidate with, if any.
+        lifetime: Seconds the set is fresh.
+        fetched_at: The monotonic clock at the fetch.
+        fetched_wall: The wall clock at the fetch.
+        refresh_ahead: Refresh at a random 80-90 % of the lifetime (jittered per
+            fetch, so a fleet does not refetch in lockstep), not at its end.
+
+    Returns:
+        The entry, with ``expires_at`` and ``refresh_at`` on the monotonic clock.
+    """
+    share = random.uniform(0.8, 0.9) if refresh_ahead else 1.0  # noqa: S311 (jitter, not crypto)
+    return CachedKeys(
+        keyset,
+        document,
+        etag,
+        last_modified,
+        fetched_at=fetched_at,
+        fetched_wall=fetched_wall,
+        expires_at=fetched_at + lifetime,
+        refresh_at=fetched_at + lifetime * share,
+    )
 
 
 @dataclass(frozen=True, slots=True)

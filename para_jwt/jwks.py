@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NoReturn, TypedDict
+from typing import Any, NoReturn
 
 import aiohttp
 
@@ -29,7 +28,8 @@ from ._jwks_events import (
     log_event,
 )
 from ._jwks_http import FetchError, get_jwks
-from ._jwks_state import CachedKeys, health_of, read_state, state_of
+from ._jwks_options import CacheOptions, check_clocks, check_limits
+from ._jwks_state import CachedKeys, cached_keys, health_of, read_state, state_of
 from ._keys import (
     KeySet,
     SkippedKey,
@@ -38,7 +38,6 @@ from ._keys import (
     strict_document,
     well_formed_kid,
 )
-from ._options import check_callable, check_int, check_seconds
 from ._per_loop import PerLoopFlight
 from .environments import check_endpoint_url
 from .errors import ConfigurationError, JWKSError, JWKSUnavailableError
@@ -55,24 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("para_jwt.jwks")
-
-
-class CacheOptions(TypedDict, total=False):
-    """The tuning options of ``JWKSCache``, as ``ParaVerifier`` passes them through."""
-
-    timeout: float
-    min_ttl: float
-    max_ttl: float
-    default_ttl: float
-    max_stale: float
-    cooldown: float
-    refetch_budget: int
-    negative_ttl: float
-    max_body_size: int
-    refresh_ahead: bool
-    on_event: Callable[[JWKSEvent], None] | None
-    initial_state: Mapping[str, Any] | None
-    monotonic: Callable[[], float] | None
 
 
 class JWKSCache:
@@ -148,15 +129,18 @@ class JWKSCache:
         problem: str | None
         try:
             self._url = check_endpoint_url(url, what="jwks_url")
-            _check_limits(
-                timeout, min_ttl, max_ttl, default_ttl, max_stale, cooldown, negative_ttl
+            check_limits(
+                timeout=timeout,
+                min_ttl=min_ttl,
+                max_ttl=max_ttl,
+                default_ttl=default_ttl,
+                max_stale=max_stale,
+                cooldown=cooldown,
+                negative_ttl=negative_ttl,
+                refetch_budget=refetch_budget,
+                max_body_size=max_body_size,
             )
-            check_int("refetch_budget", refetch_budget, minimum=1)
-            check_int("max_body_size", max_body_size, minimum=1024)
-            check_callable("clock", clock, "returning seconds since the epoch")
-            if monotonic is None:
-                monotonic = getattr(clock, "monotonic", None) or time.monotonic
-            check_callable("monotonic", monotonic, "returning monotonic seconds")
+            self._monotonic = check_clocks(clock, monotonic)
         except ConfigurationError as exc:
             problem = str(exc)
         else:
@@ -164,7 +148,6 @@ class JWKSCache:
         if problem is not None:
             # Raised outside the except block: one message, naming the class.
             raise ConfigurationError(f"JWKSCache: {problem}")
-        assert monotonic is not None
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._timeout_seconds = timeout
@@ -174,7 +157,6 @@ class JWKSCache:
         self._refresh_ahead = refresh_ahead
         self._on_event = on_event
         self._clock = clock
-        self._monotonic: Callable[[], float] = monotonic
 
         self._cached: CachedKeys | None = None
         self._budget = FetchBudget(
@@ -182,7 +164,7 @@ class JWKSCache:
             refetch_budget=refetch_budget,
             negative_ttl=negative_ttl,
             clock=clock,
-            monotonic=monotonic,
+            monotonic=self._monotonic,
         )
         self._lock = threading.Lock()  # guards _serving_stale, shared by every loop
         self._serving_stale = False
@@ -405,33 +387,6 @@ class JWKSCache:
             lifetime = self._default_ttl
         return min(max(lifetime, self._min_ttl), self._max_ttl)
 
-    def _refresh_point(self, fetched_at: float, lifetime: float) -> float:
-        if not self._refresh_ahead:
-            return fetched_at + lifetime
-        return fetched_at + lifetime * random.uniform(0.8, 0.9)  # noqa: S311 (jitter, not crypto)
-
-    def _cache(
-        self,
-        keyset: KeySet,
-        document: dict[str, Any],
-        etag: str | None,
-        last_modified: str | None,
-        lifetime: float,
-        *,
-        fetched_at: float,
-        fetched_wall: float,
-    ) -> None:
-        self._cached = CachedKeys(
-            keyset,
-            document,
-            etag,
-            last_modified,
-            fetched_at=fetched_at,
-            fetched_wall=fetched_wall,
-            expires_at=fetched_at + lifetime,
-            refresh_at=self._refresh_point(fetched_at, lifetime),
-        )
-
     def _succeeded(self) -> None:
         self._budget.succeeded()
         self._stale_ended("fetch succeeded")
@@ -440,7 +395,7 @@ class JWKSCache:
         now = self._monotonic()
         cached = self._cached
         assert cached is not None
-        self._cache(
+        self._cached = cached_keys(
             cached.keyset,
             cached.document,
             headers.get("ETag") or cached.etag,
@@ -448,6 +403,7 @@ class JWKSCache:
             self._lifetime(headers),
             fetched_at=now,
             fetched_wall=self._clock(),
+            refresh_ahead=self._refresh_ahead,
         )
         self._succeeded()
         self._emit(JWKSEventKind.REVALIDATED, status=304, duration=now - started)
@@ -460,7 +416,7 @@ class JWKSCache:
         previous = self._cached.keyset if self._cached is not None else None
         old_kids = set(previous.keys) if previous is not None else set()
         old_skips = set(previous.skipped) if previous is not None else set()
-        self._cache(
+        self._cached = cached_keys(
             keyset,
             document,
             headers.get("ETag"),
@@ -468,6 +424,7 @@ class JWKSCache:
             self._lifetime(headers),
             fetched_at=now,
             fetched_wall=self._clock(),
+            refresh_ahead=self._refresh_ahead,
         )
         self._succeeded()
         for skip in keyset.skipped:
@@ -530,7 +487,7 @@ class JWKSCache:
         # by a fetch time in the future (age 0, then), nor beyond max_ttl.
         wall, now = self._clock(), self._monotonic()
         age = max(wall - saved.fetched_wall, 0.0)
-        self._cache(
+        self._cached = cached_keys(
             saved.keyset,
             saved.document,
             saved.etag,
@@ -538,33 +495,5 @@ class JWKSCache:
             min(saved.lifetime, self._max_ttl),
             fetched_at=now - age,
             fetched_wall=min(saved.fetched_wall, wall),
+            refresh_ahead=self._refresh_ahead,
         )
-
-
-
-def _check_limits(
-    timeout: float,
-    min_ttl: float,
-    max_ttl: float,
-    default_ttl: float,
-    max_stale: float,
-    cooldown: float,
-    negative_ttl: float,
-) -> None:
-    """Check ``JWKSCache``'s durations (the arguments of the same names).
-
-    Raises:
-        ConfigurationError: One is not a finite number of seconds in range, or
-            ``max_ttl`` is below ``min_ttl``.
-    """
-    for name, value in (("timeout", timeout), ("min_ttl", min_ttl), ("cooldown", cooldown)):
-        check_seconds(name, value, allow_zero=False)
-    for name, value in (
-        ("max_ttl", max_ttl),
-        ("default_ttl", default_ttl),
-        ("max_stale", max_stale),
-        ("negative_ttl", negative_ttl),
-    ):
-        check_seconds(name, value, allow_zero=True)
-    if max_ttl < min_ttl:
-        raise ConfigurationError("max_ttl must be at least min_ttl")

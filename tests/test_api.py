@@ -12,6 +12,7 @@ import base64
 import gc
 import json
 import logging
+import re
 import socket
 import threading
 import traceback
@@ -556,7 +557,7 @@ def test_unknown_environment_is_refused() -> None:
     ],
 )
 def test_unsafe_base_url_is_refused(base_url: str, message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ConfigurationError, match=f"^ParaAPI: base_url .*{message}"):
         ParaAPI(SECRET_KEY, base_url=base_url)
 
 
@@ -598,7 +599,7 @@ def test_invalid_secret_key_is_refused_without_echo(key: Any) -> None:
     ],
 )
 def test_invalid_numbers_are_refused(option: str, value: Any, message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigurationError, match=r"^ParaAPI: .*" + re.escape(message)):
         ParaAPI(SECRET_KEY, **{option: value})
 
 
