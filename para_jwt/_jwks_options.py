@@ -12,9 +12,10 @@ from typing import Any, TypedDict
 
 from ._jwks_events import JWKSEvent
 from ._options import check_callable, check_int, check_seconds
+from .environments import check_endpoint_url
 from .errors import ConfigurationError
 
-__all__ = ["CacheOptions", "check_clocks", "check_limits"]
+__all__ = ["CacheOptions", "check_options"]
 
 
 class CacheOptions(TypedDict, total=False):
@@ -35,7 +36,8 @@ class CacheOptions(TypedDict, total=False):
     monotonic: Callable[[], float] | None
 
 
-def check_limits(
+def check_options(
+    url: str,
     *,
     timeout: float,
     min_ttl: float,
@@ -46,14 +48,22 @@ def check_limits(
     negative_ttl: float,
     refetch_budget: int,
     max_body_size: int,
-) -> None:
-    """Check ``JWKSCache``'s numeric options (the arguments of the same names).
+    clock: Callable[[], float],
+    monotonic: Callable[[], float] | None,
+) -> tuple[str, Callable[[], float]]:
+    """Check ``JWKSCache``'s settings (the arguments of the same names).
+
+    Returns:
+        The URL, and the monotonic clock to use: ``monotonic`` if given, else
+        ``clock.monotonic`` if the clock has one (``FakeClock`` does), else
+        ``time.monotonic``.
 
     Raises:
-        ConfigurationError: One is out of range, or ``max_ttl`` is below
-            ``min_ttl``; the message names it and shows the value only if it is a
-            number.
+        ConfigurationError: A setting is out of range, or ``max_ttl`` is below
+            ``min_ttl``; the message names it and shows the value only if it is
+            a number.
     """
+    check_endpoint_url(url, what="jwks_url")
     for name, value in (("timeout", timeout), ("min_ttl", min_ttl), ("cooldown", cooldown)):
         check_seconds(name, value, allow_zero=False)
     for name, value in (
@@ -67,26 +77,8 @@ def check_limits(
         raise ConfigurationError("max_ttl must be at least min_ttl")
     check_int("refetch_budget", refetch_budget, minimum=1)
     check_int("max_body_size", max_body_size, minimum=1024)
-
-
-def check_clocks(
-    clock: Callable[[], float], monotonic: Callable[[], float] | None
-) -> Callable[[], float]:
-    """Check both clocks and pick the monotonic one.
-
-    Args:
-        clock: The wall clock.
-        monotonic: The monotonic clock, or ``None`` for ``clock.monotonic`` if the
-            clock has one (``FakeClock`` does), else ``time.monotonic``.
-
-    Returns:
-        The monotonic clock to use.
-
-    Raises:
-        ConfigurationError: One is not callable.
-    """
     check_callable("clock", clock, "returning seconds since the epoch")
     if monotonic is None:
         monotonic = getattr(clock, "monotonic", None) or time.monotonic
     check_callable("monotonic", monotonic, "returning monotonic seconds")
-    return monotonic
+    return url, monotonic

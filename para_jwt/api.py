@@ -41,7 +41,7 @@ from ._api_input import (
     resolve_target,
 )
 from ._loop_sessions import LoopSessions
-from ._options import check_int, check_seconds
+from ._options import check_int, check_seconds, configured_by
 from .claims import AuthType, OAuthMethod
 from .environments import Environment
 from .errors import (
@@ -195,23 +195,19 @@ class ParaAPI:
         # traceback of a ConfigurationError raised below.
         api_key = Secret[object](secret_api_key)
         del secret_api_key
-        problem: str | None
-        try:
-            self._configure(api_key, environment, base_url, session)
-            self._timeout = check_seconds("timeout", timeout, allow_zero=False)
-            self._retries = check_int("retries", retries, minimum=0)
-            self._backoff = check_seconds("backoff", backoff, allow_zero=True)
-            self._max_response_size = check_int(
-                "max_response_size", max_response_size, minimum=1
-            )
-        except ConfigurationError as exc:
-            problem = str(exc)
-        else:
-            problem = None
-        if problem is not None:
-            # Raised outside the except block: nothing chained, one message naming
-            # the class the user called.
-            raise ConfigurationError(f"{self._called_as}: {problem}")
+        configured_by(
+            self._called_as,
+            lambda: self._configure(
+                api_key,
+                environment,
+                base_url,
+                session,
+                timeout,
+                retries,
+                backoff,
+                max_response_size,
+            ),
+        )
         self._client_timeout = aiohttp.ClientTimeout(total=self._timeout)
         self._sessions = LoopSessions(self._called_as, session)
 
@@ -221,10 +217,18 @@ class ParaAPI:
         environment: Environment | str | None,
         base_url: str | None,
         session: aiohttp.ClientSession | None,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        max_response_size: int,
     ) -> None:
-        """Check the key, the target and the session, and set up both endpoints."""
+        """Check the settings (the arguments of ``__init__``) and set up both endpoints."""
         self._api_key = check_secret_api_key(api_key)
         self._environment, self._base_url = resolve_target(self._api_key, environment, base_url)
+        self._timeout = check_seconds("timeout", timeout, allow_zero=False)
+        self._retries = check_int("retries", retries, minimum=0)
+        self._backoff = check_seconds("backoff", backoff, allow_zero=True)
+        self._max_response_size = check_int("max_response_size", max_response_size, minimum=1)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigurationError(
                 f"session must be an aiohttp.ClientSession, not {type(session).__name__}"

@@ -28,7 +28,7 @@ from ._jwks_events import (
     log_event,
 )
 from ._jwks_http import FetchError, get_jwks
-from ._jwks_options import CacheOptions, check_clocks, check_limits
+from ._jwks_options import CacheOptions, check_options
 from ._jwks_state import CachedKeys, cached_keys, health_of, read_state, state_of
 from ._keys import (
     KeySet,
@@ -38,8 +38,8 @@ from ._keys import (
     strict_document,
     well_formed_kid,
 )
+from ._options import configured_by
 from ._per_loop import PerLoopFlight
-from .environments import check_endpoint_url
 from .errors import ConfigurationError, JWKSError, JWKSUnavailableError
 
 __all__ = [
@@ -126,10 +126,10 @@ class JWKSCache:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
-        problem: str | None
-        try:
-            self._url = check_endpoint_url(url, what="jwks_url")
-            check_limits(
+        self._url, self._monotonic = configured_by(
+            "JWKSCache",
+            lambda: check_options(
+                url,
                 timeout=timeout,
                 min_ttl=min_ttl,
                 max_ttl=max_ttl,
@@ -139,15 +139,10 @@ class JWKSCache:
                 negative_ttl=negative_ttl,
                 refetch_budget=refetch_budget,
                 max_body_size=max_body_size,
-            )
-            self._monotonic = check_clocks(clock, monotonic)
-        except ConfigurationError as exc:
-            problem = str(exc)
-        else:
-            problem = None
-        if problem is not None:
-            # Raised outside the except block: one message, naming the class.
-            raise ConfigurationError(f"JWKSCache: {problem}")
+                clock=clock,
+                monotonic=monotonic,
+            ),
+        )
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._timeout_seconds = timeout
@@ -173,7 +168,7 @@ class JWKSCache:
         )
         self._closed = False
         if initial_state is not None:
-            self._load_state(initial_state)
+            configured_by("JWKSCache", lambda: self._load_state(initial_state))
 
     def __repr__(self) -> str:
         return f"JWKSCache({self._url!r})"
