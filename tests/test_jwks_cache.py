@@ -468,7 +468,7 @@ async def test_warm_state_is_checked(para: MockPara, clock: FakeClock) -> None:
         await cache.refresh()
         state = cache.export_state()
     assert state is not None
-    with pytest.raises(ConfigurationError, match="^JWKSCache: .*another JWKS URL"):
+    with pytest.raises(ConfigurationError, match=r"^JWKSCache: .*another JWKS URL"):
         JWKSCache("https://api.getpara.com/.well-known/jwks.json", initial_state=state)
     with pytest.raises(ConfigurationError, match="not usable"):
         JWKSCache(para.jwks_url, initial_state={**state, "jwks": "nope"})
