@@ -15,7 +15,7 @@ from ._jwks_events import JWKSHealth, wall_time
 from ._keys import KeySet
 from .errors import ConfigurationError
 
-__all__ = ["CachedKeys", "SavedKeys", "cached_keys", "health_of", "read_state", "state_of"]
+__all__ = ["CachedKeys", "cached_keys", "health_of", "read_state", "state_of"]
 
 _STATE_VERSION = 1
 

@@ -147,12 +147,8 @@ class JWKSCache:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._timeout_seconds = timeout
         self._min_ttl, self._max_ttl, self._default_ttl = min_ttl, max_ttl, default_ttl
-        self._max_stale = max_stale
-        self._max_body_size = max_body_size
-        self._refresh_ahead = refresh_ahead
-        self._on_event = on_event
-        self._clock = clock
-
+        self._max_stale, self._max_body_size = max_stale, max_body_size
+        self._refresh_ahead, self._on_event, self._clock = refresh_ahead, on_event, clock
         self._cached: CachedKeys | None = None
         self._budget = FetchBudget(
             cooldown=cooldown,
