@@ -7,12 +7,12 @@ redacted, so no error reporter that records frame locals can capture it.
 
 from __future__ import annotations
 
-import base64
 import re
 import unicodedata
 from typing import Final, Generic, NoReturn, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
+from ._jws import base64url_decode
 from .environments import Environment, check_endpoint_url
 from .errors import ConfigurationError, InvalidAddressError, InvalidVerificationTokenError
 
@@ -137,10 +137,10 @@ def _is_jose_part(segment: str) -> bool:
     """Whether ``segment`` decodes to a JSON object: a JOSE header or a JWT payload,
     in base64url or standard base64, padded or not."""
     data = segment.rstrip("=").replace("+", "-").replace("/", "_")
-    if len(data) < 4 or len(data) % 4 == 1:
+    if len(data) < 4:
         return False
     try:
-        decoded = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        decoded = base64url_decode(data)
     except ValueError:
         return False
     return _JSON_OBJECT_START.match(decoded) is not None
@@ -151,12 +151,12 @@ def check_secret_api_key(key: Secret[object]) -> Secret[str]:
     key only inside its ``Secret``; the messages never show it, even in part."""
     if not isinstance(key.reveal(), str) or not key.reveal():
         raise ConfigurationError(
-            "ParaAPI: secret_api_key must be a non-empty string: your secret API key "
+            "secret_api_key must be a non-empty string: your secret API key "
             "from Para's developer portal"
         )
     if not _is_printable_ascii_word(key.reveal()):
         raise ConfigurationError(
-            "ParaAPI: secret_api_key contains whitespace or characters other than "
+            "secret_api_key contains whitespace or characters other than "
             "printable ASCII: was it copied with a space or a newline?"
         )
     return cast(Secret[str], key)
@@ -180,7 +180,7 @@ def resolve_target(
         chosen = Environment.parse(environment)
         if from_key is not None and from_key is not chosen:
             raise ConfigurationError(
-                f"ParaAPI: environment={chosen.name.lower()!r} conflicts with the secret API key, "
+                f"environment={chosen.name.lower()!r} conflicts with the secret API key, "
                 f"whose prefix says {from_key.name.lower()!r}: a key works only in its "
                 "own environment"
             )
@@ -188,7 +188,7 @@ def resolve_target(
         return chosen, _check_base_url(base_url)
     if chosen is None:
         raise ConfigurationError(
-            "ParaAPI cannot tell the Para environment from the secret API key (its prefix is "
+            "cannot tell the Para environment from the secret API key (its prefix is "
             "not 'prod_', 'beta_' or 'sandbox_'): pass environment='prod', 'beta' or "
             "'sandbox', or base_url="
         )
@@ -196,11 +196,11 @@ def resolve_target(
 
 
 def _check_base_url(url: str) -> str:
-    check_endpoint_url(url, what="ParaAPI: base_url")
+    check_endpoint_url(url, what="base_url")
     parts = urlsplit(url)
     if parts.query or parts.fragment:
         raise ConfigurationError(
-            "ParaAPI: base_url must not have a query or a fragment: the endpoint paths "
+            "base_url must not have a query or a fragment: the endpoint paths "
             "are appended to it"
         )
     try:
@@ -208,7 +208,7 @@ def _check_base_url(url: str) -> str:
     except ValueError:  # out of range or not a number
         invalid_port = True
     if invalid_port:
-        raise ConfigurationError("ParaAPI: base_url has an invalid port")
+        raise ConfigurationError("base_url has an invalid port")
     return url if url.endswith("/") else url + "/"
 
 

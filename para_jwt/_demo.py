@@ -31,7 +31,7 @@ from .jwks import JWKSEvent, JWKSEventKind
 from .testing import FakeClock, MockPara
 from .verifier import ParaVerifier
 
-__all__ = ["make_app", "run_demo"]
+__all__ = ["run_demo"]
 
 # --- the app's handlers ----------------------------------------------------------------
 

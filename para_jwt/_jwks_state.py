@@ -1,16 +1,21 @@
-"""The key cache's state: what it holds now, and its export for a warm start elsewhere."""
+"""The key cache's state: what it holds now, its health, and its export for a warm
+start elsewhere."""
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
+from ._jwks_budget import FetchBudget
+from ._jwks_events import JWKSHealth, wall_time
 from ._keys import KeySet
 from .errors import ConfigurationError
 
-__all__ = ["CachedKeys", "SavedKeys", "read_state", "state_of"]
+__all__ = ["CachedKeys", "cached_keys", "health_of", "read_state", "state_of"]
 
 _STATE_VERSION = 1
 
@@ -33,6 +38,46 @@ class CachedKeys:
     fetched_wall: float
     expires_at: float
     refresh_at: float
+
+
+def cached_keys(
+    keyset: KeySet,
+    document: dict[str, Any],
+    etag: str | None,
+    last_modified: str | None,
+    lifetime: float,
+    *,
+    fetched_at: float,
+    fetched_wall: float,
+    refresh_ahead: bool,
+) -> CachedKeys:
+    """A set to cache, valid for ``lifetime`` seconds from ``fetched_at``.
+
+    Args:
+        keyset: The keys.
+        document: The document as plain JSON, for export.
+        etag: The ``ETag`` to revalidate with, if any.
+        last_modified: The ``Last-Modified`` to revalidate with, if any.
+        lifetime: Seconds the set is fresh.
+        fetched_at: The monotonic clock at the fetch.
+        fetched_wall: The wall clock at the fetch.
+        refresh_ahead: Refresh at a random 80-90 % of the lifetime (jittered per
+            fetch, so a fleet does not refetch in lockstep), not at its end.
+
+    Returns:
+        The entry, with ``expires_at`` and ``refresh_at`` on the monotonic clock.
+    """
+    share = random.uniform(0.8, 0.9) if refresh_ahead else 1.0  # noqa: S311 (jitter, not crypto)
+    return CachedKeys(
+        keyset,
+        document,
+        etag,
+        last_modified,
+        fetched_at=fetched_at,
+        fetched_wall=fetched_wall,
+        expires_at=fetched_at + lifetime,
+        refresh_at=fetched_at + lifetime * share,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,4 +133,59 @@ def read_state(state: Mapping[str, Any], url: str) -> SavedKeys:
         last_modified if isinstance(last_modified, str) else None,
         fetched_at,
         max(expires_at - fetched_at, 0.0),
+    )
+
+
+def health_of(
+    cached: CachedKeys | None,
+    *,
+    url: str,
+    now: float,
+    max_stale: float,
+    budget: FetchBudget,
+    refreshing: bool,
+) -> JWKSHealth:
+    """What ``JWKSCache.health()`` reports.
+
+    Args:
+        cached: The set the cache holds, if any.
+        url: The JWKS URL.
+        now: The monotonic clock now.
+        max_stale: The cache's ``max_stale``.
+        budget: The cache's failure record.
+        refreshing: Whether a fetch is in flight on any event loop.
+
+    Returns:
+        The snapshot, its moments dated on the wall clock.
+    """
+    status: Literal["fresh", "stale", "unavailable", "empty"]
+    if cached is None:
+        status = "unavailable" if budget.failures else "empty"
+    elif now < cached.expires_at:
+        status = "fresh"
+    elif now < cached.expires_at + max_stale:
+        status = "stale"
+    else:
+        status = "unavailable"
+
+    def on_wall_clock(moment: float) -> datetime | None:
+        # A moment of the monotonic clock, dated from the wall clock at the fetch.
+        assert cached is not None
+        return wall_time(cached.fetched_wall + (moment - cached.fetched_at))
+
+    return JWKSHealth(
+        status=status,
+        url=url,
+        kids=tuple(sorted(cached.keyset.keys)) if cached is not None else (),
+        skipped=cached.keyset.skipped if cached is not None else (),
+        age=now - cached.fetched_at if cached is not None else None,
+        fetched_at=wall_time(cached.fetched_wall) if cached is not None else None,
+        expires_at=on_wall_clock(cached.expires_at) if cached else None,
+        stale_until=on_wall_clock(cached.expires_at + max_stale) if cached else None,
+        next_refresh=on_wall_clock(cached.refresh_at) if cached else None,
+        last_success=wall_time(budget.last_success_wall),
+        last_error=budget.last_error,
+        last_error_at=wall_time(budget.last_error_wall),
+        consecutive_failures=budget.failures,
+        refreshing=refreshing,
     )

@@ -9,7 +9,6 @@ refuses it.
 
 from __future__ import annotations
 
-import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -18,8 +17,8 @@ from typing import Any
 
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from ._jws import ALGORITHMS, SignatureCheck
-from .errors import UnknownKeyError
+from ._jws import ALGORITHMS, SignatureCheck, base64url_decode
+from .errors import ConfigurationError, UnknownKeyError
 
 __all__ = [
     "MAX_KEYS",
@@ -52,7 +51,6 @@ _WELL_FORMED_KID = re.compile(r"[\x21-\x7e]{1,128}")
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 _KEY_TYPES: Mapping[str, Any] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
 _SIGNATURE_CURVES = {"EC": {"P-256", "P-384", "P-521"}, "OKP": {"Ed25519", "Ed448"}}
-_TO_STANDARD_ALPHABET = str.maketrans("-_", "+/")
 
 
 def well_formed_kid(kid: str) -> bool:
@@ -231,8 +229,8 @@ def _base64url_int(jwk: Mapping[str, Any], name: str) -> int:
     if type(value) is not str:
         raise _Unusable(f"malformed RSA key: '{name}' is not a string")
     try:
-        raw = binascii.a2b_base64(value.translate(_TO_STANDARD_ALPHABET) + "==")
-    except ValueError:  # binascii.Error, or a non-ASCII str (a plain ValueError)
+        raw = base64url_decode(value)  # RFC 7518 §2 Base64urlUInt: unpadded base64url
+    except ValueError:
         raise _Unusable(f"malformed RSA key: '{name}' is not base64url") from None
     return int.from_bytes(raw, "big")
 
@@ -359,10 +357,11 @@ class KeySet:
             The imported set.
 
         Raises:
-            ValueError: ``document`` is not ``{"keys": [...]}``.
+            ConfigurationError: ``document`` is not ``{"keys": [...]}`` (a
+                ``ValueError`` too).
         """
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            raise ValueError("the key set is not a JSON object with a 'keys' list")
+            raise ConfigurationError("the key set is not a JSON object with a 'keys' list")
         keys: dict[str, VerificationKey] = {}
         unusable: dict[str, str] = {}
         skipped: list[SkippedKey] = []

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import aiohttp
 
+from ._per_loop import LoopMap
 from .errors import ConfigurationError
 
 __all__ = ["LoopSessions"]
@@ -64,15 +64,12 @@ class LoopSessions:
     Thread-safe: loops in several threads may ask at once.
     """
 
-    __slots__ = ("_borrowed", "_closed", "_lock", "_owned", "_owner")
+    __slots__ = ("_borrowed", "_closed", "_owned", "_owner")
 
     def __init__(self, owner: str, borrowed: aiohttp.ClientSession | None) -> None:
         self._owner = owner
         self._borrowed = borrowed
-        self._lock = threading.Lock()
-        # A plain dict, not weak keys: each session references its loop, so a weak
-        # key would never drop. Entries of closed loops are pruned instead.
-        self._owned: dict[asyncio.AbstractEventLoop, _Owned] = {}
+        self._owned: LoopMap[_Owned] = LoopMap()
         self._closed = False
 
     async def get(self) -> aiohttp.ClientSession | None:
@@ -98,25 +95,18 @@ class LoopSessions:
                     f"{self._owner} keep one session per loop"
                 )
             return self._borrowed
-        with self._lock:
-            if self._closed:  # again: close() may have run in another thread meanwhile
-                return None
-            owned = self._owned.get(loop)
-            if owned is not None and not owned.session.closed:
-                return owned.session
-            stale = [
-                self._owned.pop(old)
-                for old in list(self._owned)
-                if old is loop or old.is_closed()
-            ]
-            # No cookie jar: each call stands alone, and nothing Para sets should
-            # ride along with later calls.
-            session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-            owned = self._owned[loop] = _Owned(session, _closes_with_its_loop(session))
+        owned = self._owned.get(loop)
+        if owned is not None and not owned.session.closed:
+            return owned.session
+        # Made under the map's lock, so close() in another thread cannot miss it.
+        stored = self._owned.put(loop, _new_session)
+        if stored is None:  # close() ran in another thread meanwhile
+            return None
+        owned, stale = stored
         await owned.closer.asend(None)  # started: now the loop's shutdown closes it
         for entry in stale:
             await _close_here(entry)
-        return session
+        return owned.session
 
     async def close(self) -> None:
         """Close every session created here, on whichever loop it belongs to.
@@ -125,8 +115,7 @@ class LoopSessions:
         that loop (waiting up to a few seconds); a closed loop's is dropped.
         """
         self._closed = True
-        with self._lock:
-            owned, self._owned = self._owned, {}
+        owned = self._owned.take_all(close=True)
         here = asyncio.get_running_loop()
         for loop, entry in owned.items():
             if loop is here or loop.is_closed():
@@ -140,6 +129,13 @@ class LoopSessions:
             else:
                 # Stopped, not closed: the close runs when that loop runs again.
                 loop.call_soon_threadsafe(loop.create_task, _aclose(entry.closer))
+
+
+def _new_session() -> _Owned:
+    # No cookie jar: each call stands alone, and nothing Para sets should ride
+    # along with later calls.
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    return _Owned(session, _closes_with_its_loop(session))
 
 
 async def _close_here(entry: _Owned) -> None:

@@ -10,10 +10,39 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Collection, Iterable
+from typing import TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["check_callable", "check_int", "check_options", "check_seconds"]
+__all__ = ["check_callable", "check_int", "check_options", "check_seconds", "configured_by"]
+
+T = TypeVar("T")
+
+
+def configured_by(owner: str, configure: Callable[[], T]) -> T:
+    """Run ``configure``; a ``ConfigurationError`` it raises names ``owner``.
+
+    The checks below word their messages without a class name, since several
+    classes share them; this puts the name of the class the user called in front
+    (``"ParaAPI: timeout must be ..."``).
+
+    Args:
+        owner: The public class the user called.
+        configure: Checks the settings and returns what they configure.
+
+    Returns:
+        What ``configure`` returned.
+
+    Raises:
+        ConfigurationError: ``configure`` refused a setting. Raised outside the
+            ``except`` block, so nothing is chained to it.
+    """
+    problem: str
+    try:
+        return configure()
+    except ConfigurationError as exc:
+        problem = str(exc)
+    raise ConfigurationError(f"{owner}: {problem}")
 
 
 def _shown(value: object) -> str:
@@ -25,6 +54,11 @@ def _shown(value: object) -> str:
 def check_seconds(
     name: str, value: object, *, allow_zero: bool, maximum: float | None = None
 ) -> float:
+    """``value`` as a float, if it is a finite number of seconds in range.
+
+    Raises:
+        ConfigurationError: It is not; the message names ``name``.
+    """
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -43,12 +77,22 @@ def check_seconds(
 
 
 def check_int(name: str, value: object, *, minimum: int) -> int:
+    """``value``, if it is an integer (not a bool) of at least ``minimum``.
+
+    Raises:
+        ConfigurationError: It is not; the message names ``name``.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {_shown(value)}")
     return value
 
 
 def check_callable(name: str, value: object, what: str) -> Callable[..., object]:
+    """``value``, if it is callable (``what`` says what it should return).
+
+    Raises:
+        ConfigurationError: It is not; the message names ``name``.
+    """
     if not callable(value):
         raise ConfigurationError(f"{name} must be a callable {what}, not {_shown(value)}")
     return value

@@ -6,7 +6,6 @@ Shared by ``cli.py`` and ``_demo.py``, so that neither imports the other.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -211,17 +210,8 @@ def claims_json(claims: ParaClaims) -> dict[str, Any]:
 # --- key sets ----------------------------------------------------------------------------
 
 
-def _rsa_bits(key: VerificationKey) -> int | None:
-    if key.kty != "RSA":
-        return None
-    modulus: str = key.jwk["n"]  # checked when the set was imported
-    return int.from_bytes(
-        base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
-    ).bit_length()
-
-
 def _key_size(key: VerificationKey) -> str:
-    return key.curve or f"{_rsa_bits(key)} bits"
+    return key.curve or f"{key.bits} bits"
 
 
 def keyset_json(keyset: KeySet, health: JWKSHealth) -> dict[str, Any]:
@@ -236,7 +226,7 @@ def keyset_json(keyset: KeySet, health: JWKSHealth) -> dict[str, Any]:
                 # As published; "algorithms" are those it may verify either way.
                 "alg": key.jwk.get("alg"),
                 "algorithms": sorted(key.algorithms),
-                "bits": _rsa_bits(key),
+                "bits": key.bits,
                 "curve": key.curve,
             }
             for key in keyset.keys.values()

@@ -7,19 +7,17 @@ the verifier refuses, too. Nothing decoded here is trusted.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
-import re
 from typing import Any
 
+from ._jws import base64url_decode
 from ._terminal import duration, iso
+from .verifier import _MAX_TIMESTAMP
 
 __all__ = [
     "UNVERIFIED",
     "MalformedToken",
-    "base64url_decode",
     "decode_unverified",
     "numeric_date",
     "time_claim",
@@ -30,24 +28,31 @@ class MalformedToken(Exception):
     """The token cannot even be decoded; the message says why (never what it holds)."""
 
 
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+def _lenient_base64url(segment: str, what: str) -> bytes:
+    """Decode a token segment with ``_jws.base64url_decode``, padding allowed.
 
+    Deliberately lenient about ``=`` padding (which the verifier refuses), so that
+    ``para-jwt inspect`` can still show a token the verifier rejects for it.
 
-def base64url_decode(segment: str, what: str) -> bytes:
-    """``segment`` decoded, padded or not; ``MalformedToken`` naming ``what`` if it
-    is not base64url."""
-    if not _BASE64URL.fullmatch(segment):
-        raise MalformedToken(f"the {what} is not base64url")
-    data = segment.rstrip("=")
+    Args:
+        segment: One dot-separated segment of the token.
+        what: The segment's name (``"header"``, ...) for the error message.
+
+    Returns:
+        The decoded bytes.
+
+    Raises:
+        MalformedToken: ``segment`` is not base64url (the message never quotes it).
+    """
     try:
-        return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-    except (binascii.Error, ValueError):
+        return base64url_decode(segment.rstrip("="))
+    except ValueError:
         raise MalformedToken(f"the {what} is not base64url") from None
 
 
 def _decode_json_segment(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(base64url_decode(segment, what).decode("utf-8"))
+        value = json.loads(_lenient_base64url(segment, what).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedToken(f"the {what} is not UTF-8 JSON") from None
     if not isinstance(value, dict):
@@ -67,16 +72,19 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
         raise MalformedToken(f"a JWT has 3 dot-separated segments, this has {len(segments)}")
     header = _decode_json_segment(segments[0], "header")
     payload = _decode_json_segment(segments[1], "payload")
-    return header, payload, base64url_decode(segments[2], "signature")
+    return header, payload, _lenient_base64url(segments[2], "signature")
 
 
 def numeric_date(value: Any) -> float | None:
-    if type(value) in (int, float) and math.isfinite(value) and 0 <= value < 253_402_300_800:
+    """``value`` as seconds since the epoch, or ``None`` if it is not a NumericDate
+    the verifier would accept (the same bounds: ``verifier._MAX_TIMESTAMP``)."""
+    if type(value) in (int, float) and math.isfinite(value) and 0 <= value <= _MAX_TIMESTAMP:
         return float(value)
     return None
 
 
 def time_claim(name: str, value: Any, now: float) -> dict[str, Any]:
+    """How ``inspect`` shows the time claim ``name``: its date and how long ago or ahead."""
     at = numeric_date(value)
     if at is None:
         return {"at": None, "relative": "not a NumericDate (seconds since the epoch)"}

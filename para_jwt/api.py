@@ -16,15 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
 
 import aiohttp
 
+from ._api_answers import (
+    Answer,
+    Endpoint,
+    bad_body,
+    json_object,
+    log_attempt,
+    read_capped,
+    status_error,
+)
 from ._api_input import (
     Secret,
     check_address,
@@ -33,13 +41,12 @@ from ._api_input import (
     resolve_target,
 )
 from ._loop_sessions import LoopSessions
-from ._options import check_int, check_seconds
+from ._options import check_int, check_seconds, configured_by
 from .claims import AuthType, OAuthMethod
 from .environments import Environment
 from .errors import (
     ConfigurationError,
     ParaAPIError,
-    ParaAuthenticationError,
     ParaJWTError,
     ParaUnavailableError,
     SessionExpiredError,
@@ -47,13 +54,6 @@ from .errors import (
 )
 
 __all__ = ["ParaAPI", "SessionInfo"]
-
-logger = logging.getLogger("para_jwt.api")
-
-# Gateway answers (bad gateway, unavailable, gateway timeout): the request did not
-# reach a healthy Para instance, which a rolling deploy or an overloaded instance
-# causes and which usually clears within a second or two.
-_RETRYABLE_STATUSES: Final = frozenset({502, 503, 504})
 
 # The backoff sleeps go through this name so that tests can record the schedule
 # instead of waiting it out.
@@ -84,42 +84,6 @@ class SessionInfo:
     identifier: str
     oauth_method: OAuthMethod | None
     raw: Mapping[str, Any] = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Endpoint:
-    url: str
-    #: The non-200 statuses Para documents for this endpoint: exception and meaning.
-    documented: Mapping[int, tuple[type[ParaAPIError], str]]
-
-    def __str__(self) -> str:
-        return f"POST {self.url}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """What one attempt got: an HTTP status, or a failure before there was one.
-
-    Attributes:
-        status: The HTTP status, or ``None`` when the attempt failed before an answer.
-        body: The body of a 200 answer; ``None`` otherwise, or when it was over the cap.
-        failure: What went wrong when there was no usable answer (for the log).
-        kind: The failure's kind: ``"timeout"``, ``"connection"``, ``"not-http"``,
-            ``"too-large"`` or ``"unexpected"``.
-    """
-
-    status: int | None
-    body: bytes | None = None
-    failure: str | None = None
-    kind: str | None = None
-
-    @property
-    def outcome(self) -> str:
-        return f"HTTP {self.status}" if self.failure is None else self.failure
-
-    @property
-    def retryable(self) -> bool:
-        return self.status in _RETRYABLE_STATUSES or self.kind == "connection"
 
 
 class ParaAPI:
@@ -211,6 +175,10 @@ class ParaAPI:
         "_wallets_endpoint",
     )
 
+    #: The class named in configuration errors; a facade that builds a ``ParaAPI``
+    #: for its user can subclass it to name itself.
+    _called_as = "ParaAPI"
+
     def __init__(
         self,
         secret_api_key: str,
@@ -227,6 +195,34 @@ class ParaAPI:
         # traceback of a ConfigurationError raised below.
         api_key = Secret[object](secret_api_key)
         del secret_api_key
+        configured_by(
+            self._called_as,
+            lambda: self._configure(
+                api_key,
+                environment,
+                base_url,
+                session,
+                timeout,
+                retries,
+                backoff,
+                max_response_size,
+            ),
+        )
+        self._client_timeout = aiohttp.ClientTimeout(total=self._timeout)
+        self._sessions = LoopSessions(self._called_as, session)
+
+    def _configure(
+        self,
+        api_key: Secret[object],
+        environment: Environment | str | None,
+        base_url: str | None,
+        session: aiohttp.ClientSession | None,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        max_response_size: int,
+    ) -> None:
+        """Check the settings (the arguments of ``__init__``) and set up both endpoints."""
         self._api_key = check_secret_api_key(api_key)
         self._environment, self._base_url = resolve_target(self._api_key, environment, base_url)
         self._timeout = check_seconds("timeout", timeout, allow_zero=False)
@@ -235,10 +231,9 @@ class ParaAPI:
         self._max_response_size = check_int("max_response_size", max_response_size, minimum=1)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ConfigurationError(
-                f"ParaAPI: session must be an aiohttp.ClientSession, not {type(session).__name__}"
+                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
             )
-        self._client_timeout = aiohttp.ClientTimeout(total=self._timeout)
-        self._sessions_endpoint = _Endpoint(
+        self._sessions_endpoint = Endpoint(
             self._base_url + "sessions/verify",
             {
                 403: (
@@ -247,11 +242,10 @@ class ParaAPI:
                 )
             },
         )
-        self._wallets_endpoint = _Endpoint(
+        self._wallets_endpoint = Endpoint(
             self._base_url + "wallets/verify",
             {404: (WalletNotFoundError, "the address is not a Para wallet of your users")},
         )
-        self._sessions = LoopSessions("ParaAPI", session)
 
     @property
     def environment(self) -> Environment | None:
@@ -350,12 +344,12 @@ class ParaAPI:
         identifier = body.get("identifier")
         oauth_method = body.get("oAuthMethod")
         if type(auth_type) is not str or not auth_type:
-            raise _bad_body(endpoint, "that lacks a non-empty string 'authType'")
+            raise bad_body(endpoint, "that lacks a non-empty string 'authType'")
         if type(identifier) is not str or not identifier:
-            raise _bad_body(endpoint, "that lacks a non-empty string 'identifier'")
+            raise bad_body(endpoint, "that lacks a non-empty string 'identifier'")
         # An empty string names no provider: it means the same as an absent field.
         if oauth_method is not None and type(oauth_method) is not str:
-            raise _bad_body(endpoint, "whose 'oAuthMethod' is not a string")
+            raise bad_body(endpoint, "whose 'oAuthMethod' is not a string")
         return SessionInfo(
             auth_type=AuthType(auth_type),
             identifier=identifier,
@@ -369,39 +363,39 @@ class ParaAPI:
         body = await self._post(endpoint, _json_body("address", address))
         wallet_id = body.get("walletId")
         if type(wallet_id) is not str or not wallet_id:
-            raise _bad_body(endpoint, "that lacks a non-empty string 'walletId'")
+            raise bad_body(endpoint, "that lacks a non-empty string 'walletId'")
         return wallet_id
 
     # --- transport ------------------------------------------------------------------
 
-    async def _post(self, endpoint: _Endpoint, data: Secret[bytes]) -> dict[str, Any]:
+    async def _post(self, endpoint: Endpoint, data: Secret[bytes]) -> dict[str, Any]:
         """POST ``data`` with retries; return the 200 answer's JSON object or raise.
 
-        Every way a call can fail ends here, as one ``_Answer``: logged once per
+        Every way a call can fail ends here, as one ``Answer``: logged once per
         attempt, retried when it may help, then mapped to one exception.
         """
         session = await self._sessions.get()
         if session is None:
-            raise ParaUnavailableError("this ParaAPI has been closed")
+            raise ParaUnavailableError(f"this {self._called_as} has been closed")
         attempts = self._retries + 1
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 await _sleep(self._backoff * 2 ** (attempt - 2))
             started = time.perf_counter()
             answer = await self._attempt(session, endpoint, data)
-            _log(endpoint, answer.outcome, started, attempt, attempts)
+            log_attempt(endpoint, answer.outcome, started, attempt, attempts)
             if not (answer.retryable and attempt < attempts):
                 break
         if answer.failure is not None:
             raise self._failure_error(endpoint, answer, attempts)
         if answer.body is None:
             assert answer.status is not None  # an answer without failure has a status
-            raise _status_error(endpoint, answer.status, attempts)
-        return _json_object(endpoint, answer.body)
+            raise status_error(endpoint, answer.status, attempts)
+        return json_object(endpoint, answer.body)
 
-    def _failure_error(self, endpoint: _Endpoint, answer: _Answer, attempts: int) -> ParaAPIError:
+    def _failure_error(self, endpoint: Endpoint, answer: Answer, attempts: int) -> ParaAPIError:
         if answer.kind == "too-large":
-            return _bad_body(endpoint, f"over {self._max_response_size} bytes")
+            return bad_body(endpoint, f"over {self._max_response_size} bytes")
         if answer.kind == "timeout":
             return ParaUnavailableError(f"{endpoint} did not answer within {self._timeout:g} s")
         if answer.kind == "connection":
@@ -413,13 +407,13 @@ class ParaAPI:
         return ParaUnavailableError(f"{endpoint} failed: {answer.failure}")
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, endpoint: _Endpoint, data: Secret[bytes]
-    ) -> _Answer:
+        self, session: aiohttp.ClientSession, endpoint: Endpoint, data: Secret[bytes]
+    ) -> Answer:
         """One request; never raises an ``Exception``.
 
         aiohttp's exceptions are dropped here, never chained: their tracebacks hold
         aiohttp's frames, whose locals include our request headers, the secret key
-        among them. Each ``_Answer`` is returned outside the ``except`` blocks, so
+        among them. Each ``Answer`` is returned outside the ``except`` blocks, so
         nothing raised later has one as its ``__context__`` either.
         """
         cancelled: tuple[object, ...] | None = None
@@ -429,28 +423,28 @@ class ParaAPI:
             # Not retried: the caller has already waited a full `timeout`, Para may
             # still be working on the request, and sending it again adds load to a
             # service that is already slow.
-            answer = _Answer(None, failure="timed out", kind="timeout")
+            answer = Answer(None, failure="timed out", kind="timeout")
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             # Refused, reset or dropped (before or during the answer): the next
             # attempt opens a new connection, which usually reaches a healthy
             # instance. ClientPayloadError is a connection dropped mid-body.
-            answer = _Answer(None, failure=type(exc).__name__, kind="connection")
+            answer = Answer(None, failure=type(exc).__name__, kind="connection")
         except aiohttp.ClientResponseError:
-            answer = _Answer(None, failure="not HTTP", kind="not-http")
+            answer = Answer(None, failure="not HTTP", kind="not-http")
         except asyncio.CancelledError as exc:
             # Re-raised fresh below: the caught one went through aiohttp's frames.
             cancelled = exc.args
         except Exception as exc:
             # A borrowed session the app closed, a bug in a dependency...: the same
             # failure path as any other, not a raw exception out of verify_*().
-            answer = _Answer(None, failure=f"unexpected {type(exc).__name__}", kind="unexpected")
+            answer = Answer(None, failure=f"unexpected {type(exc).__name__}", kind="unexpected")
         if cancelled is not None:
             raise asyncio.CancelledError(*cancelled)
         return answer
 
     async def _exchange(
-        self, session: aiohttp.ClientSession, endpoint: _Endpoint, data: Secret[bytes]
-    ) -> _Answer:
+        self, session: aiohttp.ClientSession, endpoint: Endpoint, data: Secret[bytes]
+    ) -> Answer:
         async with session.post(
             endpoint.url,
             data=data.reveal(),
@@ -470,29 +464,11 @@ class ParaAPI:
             if response.status != 200:
                 # Error bodies are never read: they are never shown, and leaving one
                 # unread only costs the connection, not a wrong answer.
-                return _Answer(response.status)
-            body = await _read_capped(response.content, self._max_response_size)
+                return Answer(response.status)
+            body = await read_capped(response.content, self._max_response_size)
             if body is None:
-                return _Answer(200, failure="too large", kind="too-large")
-            return _Answer(200, body)
-
-
-async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes | None:
-    """The body, read as it streams in; ``None`` as soon as it exceeds ``limit``.
-
-    At most ``limit + 1`` bytes are ever taken from the stream (one byte over is
-    enough to know), so memory is bounded by the cap whatever the server sends,
-    chunked or not; leaving the rest unread closes the connection.
-    """
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = await content.read(limit + 1 - size)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        size += len(chunk)
-    return None
+                return Answer(200, failure="too large", kind="too-large")
+            return Answer(200, body)
 
 
 def _without_internals(error: ParaJWTError) -> ParaJWTError:
@@ -508,66 +484,4 @@ def _without_internals(error: ParaJWTError) -> ParaJWTError:
 
 def _json_body(name: str, value: str) -> Secret[bytes]:
     return Secret(json.dumps({name: value}).encode())
-
-
-# --- checks and mappings ------------------------------------------------------------
-
-
-def _log(endpoint: _Endpoint, outcome: str, started: float, attempt: int, attempts: int) -> None:
-    # Never the body, the key or the token: only what helps to see Para's health.
-    logger.debug(
-        "%s: %s after %.3f s (attempt %d of %d)",
-        endpoint,
-        outcome,
-        time.perf_counter() - started,
-        attempt,
-        attempts,
-    )
-
-
-def _status_error(endpoint: _Endpoint, status: int, attempts: int) -> ParaAPIError:
-    """The exception for a non-200 answer (after retries, for the retryable ones)."""
-    if status in _RETRYABLE_STATUSES:
-        return ParaUnavailableError(
-            f"{endpoint} answered HTTP {status}; tried {attempts} time(s)", status=status
-        )
-    if status == 401:
-        return ParaAuthenticationError(
-            f"Para refused the secret API key (HTTP 401 from {endpoint}): "
-            "check it is the secret key of this environment",
-            status=status,
-        )
-    if status in endpoint.documented:
-        error, meaning = endpoint.documented[status]
-        return error(f"{endpoint} answered HTTP {status}: {meaning}", status=status)
-    if 300 <= status < 400:
-        return ParaAPIError(
-            f"{endpoint} answered with a redirect (HTTP {status}), which is not followed "
-            "because it would send the secret API key elsewhere: check base_url",
-            status=status,
-        )
-    if status >= 500:
-        # Not retried: unlike a gateway error, an internal error is usually caused by
-        # the request itself, so sending it again would fail the same way, later.
-        return ParaUnavailableError(f"{endpoint} answered HTTP {status}", status=status)
-    return ParaAPIError(f"{endpoint} answered HTTP {status}", status=status)
-
-
-def _json_object(endpoint: _Endpoint, body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError):
-        # Raised below, outside this block: the decoder's exception keeps the body
-        # (JSONDecodeError.doc, UnicodeDecodeError.object), which may echo the token.
-        pass
-    else:
-        if isinstance(value, dict):
-            return value
-        raise _bad_body(endpoint, "that is not a JSON object")
-    raise _bad_body(endpoint, "that is not JSON")
-
-
-def _bad_body(endpoint: _Endpoint, problem: str) -> ParaAPIError:
-    return ParaAPIError(f"{endpoint} answered HTTP 200 with a body {problem}", status=200)
-
 

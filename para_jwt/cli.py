@@ -39,7 +39,7 @@ from ._terminal import (
 )
 from ._unverified import UNVERIFIED, MalformedToken, decode_unverified, numeric_date, time_claim
 from ._version import __version__
-from .environments import Environment, _is_loopback
+from .environments import Environment, is_loopback
 from .errors import (
     ConfigurationError,
     InvalidAudienceError,
@@ -196,7 +196,7 @@ async def _mock_server(args: argparse.Namespace, out: Output, err: Output) -> in
             verification_token = mock.issue_verification_token()
             out.write("\n".join(_mock_banner(mock, token, verification_token, Style(out))) + "\n")
             out.flush()
-            if not _is_loopback(args.host):
+            if not is_loopback(args.host):
                 err.write(
                     f"{_PROG}: warning: para_jwt accepts plain http:// key set and API URLs "
                     "on loopback hosts only; clients elsewhere need an https:// proxy\n"

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
-__all__ = ["Environment", "check_endpoint_url"]
+__all__ = ["Environment", "check_endpoint_url", "is_loopback"]
 
 
 class Environment(Enum):
@@ -24,19 +24,13 @@ class Environment(Enum):
 
     @property
     def api_base(self) -> str:
+        """The API host's base URL, ending in ``/`` (``ParaAPI`` appends its paths)."""
         return self.value
 
     @property
     def jwks_url(self) -> str:
+        """The URL of this environment's key set (JWKS)."""
         return self.value + ".well-known/jwks.json"
-
-    @property
-    def sessions_verify_url(self) -> str:
-        return self.value + "sessions/verify"
-
-    @property
-    def wallets_verify_url(self) -> str:
-        return self.value + "wallets/verify"
 
     @classmethod
     def parse(cls, value: Environment | str) -> Environment:
@@ -88,7 +82,9 @@ class Environment(Enum):
 _ALIASES = {"DEVELOPMENT": "BETA", "PRODUCTION": "PROD"}
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, no port) is this machine only:
+    ``localhost``, ``127.0.0.0/8`` or ``::1``. The one loopback check of the package."""
     if host == "localhost":
         return True
     try:
@@ -114,7 +110,7 @@ def check_endpoint_url(url: str, *, what: str) -> str:
         )
     if parts.username is not None or parts.password is not None:
         raise ConfigurationError(f"{what} must not carry credentials (user:password@)")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigurationError(
             f"{what} uses plain http:// for a non-loopback host ({parts.hostname}); "
             "use https:// (http:// is allowed only for 127.0.0.1, ::1 and localhost)"

@@ -1,23 +1,9 @@
 """``JWKSCache``: fetches and caches Para's key set, through rotations and outages.
 
-The cache is built for the two moments verifiers usually fail their users:
-
-* **Outages.** A failed fetch never empties the cache. Past its lifetime the
-  last good set keeps serving for ``max_stale`` (stale-if-error), then the
-  cache fails closed with ``JWKSUnavailableError`` (a 503, not a 401).
-* **Rotations and floods.** A token with an unknown ``kid`` triggers a refetch,
-  so keys Para rotates in are found without a restart; a budget of refetches
-  per ``cooldown`` window and a per-kid negative cache bound what a flood of
-  invented kids can cost (at most ``refetch_budget`` requests per window).
-
-Every duration the cache keeps is measured on a monotonic clock, so a step of
-the wall clock (NTP, a VM resumed, an operator) changes none of its bounds;
-the wall clock only dates what ``health()`` and ``export_state()`` show.
-
-One cache serves every event loop and thread of a process: the key set is an
-immutable ``KeySet`` swapped in whole, the failure bookkeeping sits behind a
-lock, and each loop has its own single-flight fetch (a loop that closed is
-forgotten, never reused).
+The cache, its single-flight fetches, back-off and refetch budget, events, health
+and warm start. How it behaves (outages, rotations, floods, clocks, many loops) is
+told in ``docs/key-cache.md``; the JWK rules are in ``_keys``, HTTP freshness in
+``_freshness``.
 """
 
 from __future__ import annotations
@@ -25,29 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any, Literal, NoReturn, TypedDict
+from typing import Any, NoReturn
 
 import aiohttp
-from cachetools import TTLCache
 
 from ._freshness import freshness_lifetime
+from ._jwks_budget import FetchBudget
 from ._jwks_events import (
     JWKSEvent,
     JWKSEventKind,
     JWKSHealth,
     describe_failure,
     log_event,
-    wall_time,
 )
 from ._jwks_http import FetchError, get_jwks
-from ._jwks_state import CachedKeys, read_state, state_of
+from ._jwks_options import CacheOptions, check_options
+from ._jwks_state import CachedKeys, cached_keys, health_of, read_state, state_of
 from ._keys import (
     KeySet,
     SkippedKey,
@@ -56,9 +38,8 @@ from ._keys import (
     strict_document,
     well_formed_kid,
 )
-from ._options import check_callable, check_int, check_seconds
+from ._options import configured_by
 from ._per_loop import PerLoopFlight
-from .environments import check_endpoint_url
 from .errors import ConfigurationError, JWKSError, JWKSUnavailableError
 
 __all__ = [
@@ -75,24 +56,6 @@ __all__ = [
 logger = logging.getLogger("para_jwt.jwks")
 
 
-class CacheOptions(TypedDict, total=False):
-    """The tuning options of ``JWKSCache``, as ``ParaVerifier`` passes them through."""
-
-    timeout: float
-    min_ttl: float
-    max_ttl: float
-    default_ttl: float
-    max_stale: float
-    cooldown: float
-    refetch_budget: int
-    negative_ttl: float
-    max_body_size: int
-    refresh_ahead: bool
-    on_event: Callable[[JWKSEvent], None] | None
-    initial_state: Mapping[str, Any] | None
-    monotonic: Callable[[], float] | None
-
-
 class JWKSCache:
     """Fetches and caches one JWKS URL. Use one per process and share it.
 
@@ -101,53 +64,46 @@ class JWKSCache:
     ``close()`` stops fetches in flight on every event loop. One instance may be
     used from any number of event loops and threads.
 
+    Every duration is measured on the monotonic clock; the wall clock only dates
+    what ``health()`` and ``export_state()`` show. The reason for each default is
+    in ``docs/key-cache.md`` ("Options and their defaults").
+
     Args:
         url: The JWKS URL (https, or http on a loopback address).
-        session: A ``ClientSession`` to fetch with, never closed by the cache.
-            It belongs to the event loop it was made on: using the cache from
-            another loop raises ``ConfigurationError``. Default: a short-lived
-            session per fetch, on the loop that fetches (fetches are minutes
-            apart, beyond any keep-alive, so nothing is lost).
-        timeout: Whole-request timeout in seconds. Default 5, as in panva/jose:
-            long enough for a slow link, short enough that a hung Para does not
-            hold requests for long.
-        min_ttl: Floor on the lifetime from ``Cache-Control``/``Expires``.
-            Default 60: a ``max-age=0`` cannot cause a refetch loop.
-        max_ttl: Ceiling on that lifetime. Default 86400: bounds how long a key
-            Para removed keeps verifying.
-        default_ttl: Lifetime when Para sends no caching headers. Default 600
-            (jose, jwks-rsa: 10 minutes).
+        session: A ``ClientSession`` to fetch with, never closed by the cache, and
+            usable only from the event loop it was made on (from another loop:
+            ``ConfigurationError``). Default: a short-lived session per fetch, on
+            the loop that fetches.
+        timeout: Whole-request timeout in seconds. Default 5.
+        min_ttl: Floor on the lifetime from ``Cache-Control``/``Expires``, in
+            seconds. Default 60.
+        max_ttl: Ceiling on that lifetime. Default 86400 (one day).
+        default_ttl: Lifetime when Para sends no caching headers. Default 600.
         max_stale: How long past its lifetime the last good set is served while
-            fetches fail. Default 3600. After that the cache fails closed (503s),
-            bounding how long a key Para withdrew during an outage still verifies.
+            fetches fail; after that the cache fails closed. Default 3600.
         cooldown: The unknown-kid refetch window, and the longest back-off
             between failed fetches. Default 30.
         refetch_budget: At most this many fetches per ``cooldown`` are caused by
-            unknown kids. Default 2, as in Nimbus: one junk kid cannot use up the
-            window a real rotation needs.
+            unknown kids. Default 2.
         negative_ttl: After a refetch did not find a kid, asking for it again
-            within this many seconds costs nothing. Default 30, equal to the
-            cooldown: a kid Para publishes just after we looked is still found
-            within one cooldown.
-        max_body_size: Cap on the response body in bytes. Default 1 MiB: Para's
-            set is ~2 KiB; Nimbus's 50 KiB proved too small for some issuers.
-        refresh_ahead: Refresh in the background once 80-90 % of the lifetime
-            has passed (jittered per fetch, so a fleet does not refetch in
-            lockstep); requests never wait on a fresh set. Default ``True``.
-        on_event: Called with each ``JWKSEvent`` (metrics, alerts); an exception
-            it raises is logged and ignored. Events are also logged on the
-            ``para_jwt.jwks`` logger.
+            within this many seconds costs nothing. Default 30.
+        max_body_size: Cap on the response body in bytes. Default 1 MiB.
+        refresh_ahead: Refresh in the background once a jittered 80-90 % of the
+            lifetime has passed, so requests never wait on a fresh set. Default
+            ``True``.
+        on_event: Called with each ``JWKSEvent``; an exception it raises is logged
+            and ignored. Events are also logged on the ``para_jwt.jwks`` logger.
+            Default ``None``.
         initial_state: What ``export_state()`` returned in an earlier process:
-            the cache starts with those keys instead of fetching.
-        clock: The wall clock (seconds since the epoch), only for dating what
-            ``health()`` and ``export_state()`` show. Default ``time.time``.
-        monotonic: The clock every duration is measured on (lifetimes,
-            max_stale, cooldown, back-off, refetch budget, negative cache,
-            refresh-ahead). Default: ``clock.monotonic`` if the clock has one
-            (``FakeClock`` does), else ``time.monotonic``.
+            the cache starts with those keys instead of fetching. Default ``None``.
+        clock: The wall clock (seconds since the epoch). Default ``time.time``.
+        monotonic: The clock every duration is measured on. Default
+            ``clock.monotonic`` if the clock has one (``FakeClock`` does), else
+            ``time.monotonic``.
 
     Raises:
-        ConfigurationError: An option is out of range, or ``initial_state`` is unusable.
+        ConfigurationError: An option is out of range, or ``initial_state`` is
+            unusable; the message starts with ``JWKSCache:``.
     """
 
     def __init__(
@@ -170,57 +126,45 @@ class JWKSCache:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
-        self._url = check_endpoint_url(url, what="jwks_url")
-        for name, value in (("timeout", timeout), ("min_ttl", min_ttl), ("cooldown", cooldown)):
-            check_seconds(name, value, allow_zero=False)
-        for name, value in (
-            ("max_ttl", max_ttl),
-            ("default_ttl", default_ttl),
-            ("max_stale", max_stale),
-            ("negative_ttl", negative_ttl),
-        ):
-            check_seconds(name, value, allow_zero=True)
-        if max_ttl < min_ttl:
-            raise ConfigurationError("max_ttl must be at least min_ttl")
-        check_int("refetch_budget", refetch_budget, minimum=1)
-        check_int("max_body_size", max_body_size, minimum=1024)
-        check_callable("clock", clock, "returning seconds since the epoch")
-        if monotonic is None:
-            monotonic = getattr(clock, "monotonic", None) or time.monotonic
-        check_callable("monotonic", monotonic, "returning monotonic seconds")
+        self._url, self._monotonic = configured_by(
+            "JWKSCache",
+            lambda: check_options(
+                url,
+                timeout=timeout,
+                min_ttl=min_ttl,
+                max_ttl=max_ttl,
+                default_ttl=default_ttl,
+                max_stale=max_stale,
+                cooldown=cooldown,
+                negative_ttl=negative_ttl,
+                refetch_budget=refetch_budget,
+                max_body_size=max_body_size,
+                clock=clock,
+                monotonic=monotonic,
+            ),
+        )
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._timeout_seconds = timeout
         self._min_ttl, self._max_ttl, self._default_ttl = min_ttl, max_ttl, default_ttl
-        self._max_stale = max_stale
-        self._cooldown = cooldown
-        self._refetch_budget = refetch_budget
-        self._max_body_size = max_body_size
-        self._refresh_ahead = refresh_ahead
-        self._on_event = on_event
-        self._clock = clock
-        self._monotonic: Callable[[], float] = monotonic
-
+        self._max_stale, self._max_body_size = max_stale, max_body_size
+        self._refresh_ahead, self._on_event, self._clock = refresh_ahead, on_event, clock
         self._cached: CachedKeys | None = None
-        # Process-wide bookkeeping, shared by every loop and thread: read freely,
-        # changed only under the lock (cachetools and deque moves are not atomic).
-        self._lock = threading.Lock()
-        self._last_success_wall: float | None = None
-        self._last_error: str | None = None
-        self._last_error_wall: float | None = None
-        self._failures = 0
-        self._next_attempt_at = -math.inf
-        self._serving_stale = False
-        self._refetches: deque[float] = deque()
-        self._not_found: TTLCache[str, bool] = TTLCache(
-            maxsize=10_000, ttl=negative_ttl, timer=monotonic
+        self._budget = FetchBudget(
+            cooldown=cooldown,
+            refetch_budget=refetch_budget,
+            negative_ttl=negative_ttl,
+            clock=clock,
+            monotonic=self._monotonic,
         )
+        self._lock = threading.Lock()  # guards _serving_stale, shared by every loop
+        self._serving_stale = False
         self._flights: PerLoopFlight[KeySet] = PerLoopFlight(
             lambda: JWKSUnavailableError("the key cache was closed while fetching Para's key set")
         )
         self._closed = False
         if initial_state is not None:
-            self._load_state(initial_state)
+            configured_by("JWKSCache", lambda: self._load_state(initial_state))
 
     def __repr__(self) -> str:
         return f"JWKSCache({self._url!r})"
@@ -304,8 +248,7 @@ class JWKSCache:
             if self._refetch_allowed(kid):
                 keyset = await self._fetch()
                 if kid not in keyset.keys:
-                    with self._lock:
-                        self._not_found[kid] = True
+                    self._budget.not_found(kid)
             elif await self._flights.wait_elsewhere(self._timeout_seconds):
                 # The budget went to the same refetch on another loop: use its result.
                 keyset = self._cached.keyset if self._cached is not None else keyset
@@ -315,7 +258,7 @@ class JWKSCache:
                 raise JWKSUnavailableError(
                     "'kid' is not in the last key set fetched, and Para's key set "
                     "cannot be refreshed right now",
-                    retry_after=max(self._next_attempt_at - self._monotonic(), 1.0),
+                    retry_after=self._budget.retry_after(),
                 )
         return keyset.key(kid)
 
@@ -340,8 +283,8 @@ class JWKSCache:
         if cached is not None and now < cached.expires_at + self._max_stale:
             # Once a refresh is in flight or has failed, requests stop waiting on
             # Para: they get the last good set while retries go on in the background.
-            if self._flights.current() is not None or self._failures:
-                if self._flights.current() is None and now >= self._next_attempt_at:
+            if self._flights.current() is not None or self._budget.failures:
+                if self._flights.current() is None and not self._budget.backing_off(now):
                     self._start_fetch()
                 return self._serve_stale(cached.keyset)
             try:
@@ -350,10 +293,10 @@ class JWKSCache:
                 return self._serve_stale(cached.keyset)
         if cached is not None:
             self._stale_ended("max_stale exceeded: failing closed")
-        if self._flights.current() is None and now < self._next_attempt_at:
+        if self._flights.current() is None and self._budget.backing_off(now):
             raise JWKSUnavailableError(
                 "Para's key set is unavailable (last fetch failed; retrying shortly)",
-                retry_after=max(self._next_attempt_at - now, 1.0),
+                retry_after=self._budget.retry_after(),
             )
         return await self._fetch()
 
@@ -361,7 +304,7 @@ class JWKSCache:
         with self._lock:
             started, self._serving_stale = not self._serving_stale, True
         if started:
-            self._emit(JWKSEventKind.STALE_STARTED, reason=self._last_error)
+            self._emit(JWKSEventKind.STALE_STARTED, reason=self._budget.last_error)
         return keyset
 
     def _stale_ended(self, reason: str) -> None:
@@ -375,17 +318,7 @@ class JWKSCache:
             return False
         if self._flights.current() is not None:
             return True  # joining a fetch in flight costs nothing
-        refusal = None
-        with self._lock:
-            now = self._monotonic()
-            while self._refetches and self._refetches[0] <= now - self._cooldown:
-                self._refetches.popleft()
-            if kid in self._not_found:
-                refusal = "negative cache"
-            elif len(self._refetches) >= self._refetch_budget or now < self._next_attempt_at:
-                refusal = "cooldown"
-            else:
-                self._refetches.append(now)
+        refusal = self._budget.refetch_refusal(kid)
         if refusal is not None:
             self._emit(JWKSEventKind.REFETCH_REFUSED, kid=kid, reason=refusal)
         return refusal is None
@@ -396,7 +329,8 @@ class JWKSCache:
         cached = self._cached
         if (
             cached is not None
-            and now >= max(cached.refresh_at, self._next_attempt_at)
+            and now >= cached.refresh_at
+            and not self._budget.backing_off(now)
             and not self._closed
             and self._flights.current() is None
         ):
@@ -467,45 +401,15 @@ class JWKSCache:
             lifetime = self._default_ttl
         return min(max(lifetime, self._min_ttl), self._max_ttl)
 
-    def _refresh_point(self, fetched_at: float, lifetime: float) -> float:
-        if not self._refresh_ahead:
-            return fetched_at + lifetime
-        return fetched_at + lifetime * random.uniform(0.8, 0.9)  # noqa: S311 (jitter, not crypto)
-
-    def _cache(
-        self,
-        keyset: KeySet,
-        document: dict[str, Any],
-        etag: str | None,
-        last_modified: str | None,
-        lifetime: float,
-        *,
-        fetched_at: float,
-        fetched_wall: float,
-    ) -> None:
-        self._cached = CachedKeys(
-            keyset,
-            document,
-            etag,
-            last_modified,
-            fetched_at=fetched_at,
-            fetched_wall=fetched_wall,
-            expires_at=fetched_at + lifetime,
-            refresh_at=self._refresh_point(fetched_at, lifetime),
-        )
-
     def _succeeded(self) -> None:
-        with self._lock:
-            self._last_success_wall = self._clock()
-            self._failures = 0
-            self._next_attempt_at = -math.inf
+        self._budget.succeeded()
         self._stale_ended("fetch succeeded")
 
     def _revalidated(self, headers: Mapping[str, str], started: float) -> KeySet:
         now = self._monotonic()
         cached = self._cached
         assert cached is not None
-        self._cache(
+        self._cached = cached_keys(
             cached.keyset,
             cached.document,
             headers.get("ETag") or cached.etag,
@@ -513,6 +417,7 @@ class JWKSCache:
             self._lifetime(headers),
             fetched_at=now,
             fetched_wall=self._clock(),
+            refresh_ahead=self._refresh_ahead,
         )
         self._succeeded()
         self._emit(JWKSEventKind.REVALIDATED, status=304, duration=now - started)
@@ -525,7 +430,7 @@ class JWKSCache:
         previous = self._cached.keyset if self._cached is not None else None
         old_kids = set(previous.keys) if previous is not None else set()
         old_skips = set(previous.skipped) if previous is not None else set()
-        self._cache(
+        self._cached = cached_keys(
             keyset,
             document,
             headers.get("ETag"),
@@ -533,6 +438,7 @@ class JWKSCache:
             self._lifetime(headers),
             fetched_at=now,
             fetched_wall=self._clock(),
+            refresh_ahead=self._refresh_ahead,
         )
         self._succeeded()
         for skip in keyset.skipped:
@@ -548,15 +454,9 @@ class JWKSCache:
         return keyset
 
     def _failed(self, reason: str, status: int | None, started: float) -> NoReturn:
-        with self._lock:
-            now = self._monotonic()
-            self._failures += 1
-            # Back off 1, 2, 4 ... seconds up to the cooldown: an outage costs Para a
-            # trickle of requests, and a blip heals within a second.
-            self._next_attempt_at = now + min(2.0 ** (self._failures - 1), self._cooldown)
-            self._last_error, self._last_error_wall = reason, self._clock()
-            retry_after = self._next_attempt_at - now
-        self._emit(JWKSEventKind.FETCH_FAILED, status=status, duration=now - started, reason=reason)
+        retry_after = self._budget.failed(reason)
+        duration = self._monotonic() - started
+        self._emit(JWKSEventKind.FETCH_FAILED, status=status, duration=duration, reason=reason)
         raise JWKSUnavailableError(
             f"could not fetch Para's key set: {reason}", retry_after=retry_after
         )
@@ -574,37 +474,12 @@ class JWKSCache:
 
     def health(self) -> JWKSHealth:
         """A snapshot of the cache's state (cheap; no I/O)."""
-        now = self._monotonic()
-        cached = self._cached
-        status: Literal["fresh", "stale", "unavailable", "empty"]
-        if cached is None:
-            status = "unavailable" if self._failures else "empty"
-        elif now < cached.expires_at:
-            status = "fresh"
-        elif now < cached.expires_at + self._max_stale:
-            status = "stale"
-        else:
-            status = "unavailable"
-
-        def on_wall_clock(moment: float) -> datetime | None:
-            # A moment of the monotonic clock, dated from the wall clock at the fetch.
-            assert cached is not None
-            return wall_time(cached.fetched_wall + (moment - cached.fetched_at))
-
-        return JWKSHealth(
-            status=status,
+        return health_of(
+            self._cached,
             url=self._url,
-            kids=tuple(sorted(cached.keyset.keys)) if cached is not None else (),
-            skipped=cached.keyset.skipped if cached is not None else (),
-            age=now - cached.fetched_at if cached is not None else None,
-            fetched_at=wall_time(cached.fetched_wall) if cached is not None else None,
-            expires_at=on_wall_clock(cached.expires_at) if cached else None,
-            stale_until=on_wall_clock(cached.expires_at + self._max_stale) if cached else None,
-            next_refresh=on_wall_clock(cached.refresh_at) if cached else None,
-            last_success=wall_time(self._last_success_wall),
-            last_error=self._last_error,
-            last_error_at=wall_time(self._last_error_wall),
-            consecutive_failures=self._failures,
+            now=self._monotonic(),
+            max_stale=self._max_stale,
+            budget=self._budget,
             refreshing=self._flights.running_anywhere(),
         )
 
@@ -626,7 +501,7 @@ class JWKSCache:
         # by a fetch time in the future (age 0, then), nor beyond max_ttl.
         wall, now = self._clock(), self._monotonic()
         age = max(wall - saved.fetched_wall, 0.0)
-        self._cache(
+        self._cached = cached_keys(
             saved.keyset,
             saved.document,
             saved.etag,
@@ -634,4 +509,5 @@ class JWKSCache:
             min(saved.lifetime, self._max_ttl),
             fetched_at=now - age,
             fetched_wall=min(saved.fetched_wall, wall),
+            refresh_ahead=self._refresh_ahead,
         )

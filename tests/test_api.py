@@ -12,6 +12,7 @@ import base64
 import gc
 import json
 import logging
+import re
 import socket
 import threading
 import traceback
@@ -556,7 +557,7 @@ def test_unknown_environment_is_refused() -> None:
     ],
 )
 def test_unsafe_base_url_is_refused(base_url: str, message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
+    with pytest.raises(ConfigurationError, match=f"^ParaAPI: base_url .*{message}"):
         ParaAPI(SECRET_KEY, base_url=base_url)
 
 
@@ -598,7 +599,7 @@ def test_invalid_secret_key_is_refused_without_echo(key: Any) -> None:
     ],
 )
 def test_invalid_numbers_are_refused(option: str, value: Any, message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigurationError, match=r"^ParaAPI: .*" + re.escape(message)):
         ParaAPI(SECRET_KEY, **{option: value})
 
 
@@ -638,7 +639,7 @@ async def test_borrowed_session_raise_for_status_does_not_apply(para: FakePara) 
 async def test_owned_session_is_created_lazily_and_closed(para: FakePara) -> None:
     para.script(Reply(payload=WALLET_OK))
     client = ParaAPI(SECRET_KEY, base_url=para.base_url)
-    assert client._sessions._owned == {}
+    assert len(client._sessions._owned) == 0
     await client.verify_wallet(ADDRESS)
     [owned] = [entry.session for entry in client._sessions._owned.values()]
     assert not owned.closed
@@ -1114,7 +1115,7 @@ def test_a_loop_closed_without_shutdown_does_not_poison_later_calls(
         del loop
         gc.collect()
     asyncio.run(api.close())
-    assert api._sessions._owned == {}
+    assert len(api._sessions._owned) == 0
 
 
 def test_threads_with_their_own_loops_share_one_instance(para_thread: MockPara) -> None:
@@ -1131,7 +1132,9 @@ def test_threads_with_their_own_loops_share_one_instance(para_thread: MockPara) 
         ]
         identifiers = [future.result(30).identifier for future in futures]
         assert identifiers == [f"u{i % 4}@x.example" for i in range(40)]
-        sessions = {loop: entry.session for loop, entry in api._sessions._owned.items()}
+        owned = [api._sessions._owned.get(loop) for loop in loops]
+        assert len(api._sessions._owned) == len(loops)  # one session per loop, no more
+        sessions = {loop: entry.session for loop, entry in zip(loops, owned, strict=True) if entry}
         assert set(sessions) == set(loops)
         # close() from yet another loop closes each session on its own loop.
         asyncio.run(api.close())

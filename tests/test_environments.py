@@ -1,7 +1,7 @@
 import pytest
 
 from para_jwt import ConfigurationError, Environment
-from para_jwt.environments import check_endpoint_url
+from para_jwt.environments import check_endpoint_url, is_loopback
 
 
 @pytest.mark.parametrize(
@@ -28,10 +28,6 @@ def test_parse_refuses_unknown_environments_with_the_choices(value: object) -> N
 
 def test_urls_per_environment() -> None:
     assert Environment.PROD.jwks_url == "https://api.getpara.com/.well-known/jwks.json"
-    assert Environment.BETA.sessions_verify_url == "https://api.beta.getpara.com/sessions/verify"
-    assert Environment.SANDBOX.wallets_verify_url == (
-        "https://api.sandbox.getpara.com/wallets/verify"
-    )
     assert Environment.BETA.api_base == "https://api.beta.getpara.com/"
 
 
@@ -87,3 +83,20 @@ def test_check_endpoint_url_refuses_unsafe_urls(url: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message) as info:
         check_endpoint_url(url, what="jwks_url")
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.9.8.7", True),
+        ("::1", True),
+        ("10.0.0.1", False),
+        ("api.getpara.com", False),
+        ("localhost.example.com", False),
+        ("", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

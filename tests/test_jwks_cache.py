@@ -468,7 +468,7 @@ async def test_warm_state_is_checked(para: MockPara, clock: FakeClock) -> None:
         await cache.refresh()
         state = cache.export_state()
     assert state is not None
-    with pytest.raises(ConfigurationError, match="another JWKS URL"):
+    with pytest.raises(ConfigurationError, match=r"^JWKSCache: .*another JWKS URL"):
         JWKSCache("https://api.getpara.com/.well-known/jwks.json", initial_state=state)
     with pytest.raises(ConfigurationError, match="not usable"):
         JWKSCache(para.jwks_url, initial_state={**state, "jwks": "nope"})
@@ -509,7 +509,8 @@ async def test_close_cancels_a_fetch_in_flight(para: MockPara, clock: FakeClock)
     ],
 )
 def test_cache_options_are_validated(options: dict[str, float], message: str) -> None:
-    with pytest.raises(ConfigurationError, match=message):
+    # The message names the class the user called, then the option.
+    with pytest.raises(ConfigurationError, match=f"^JWKSCache: {message}"):
         JWKSCache("https://api.getpara.com/.well-known/jwks.json", **options)  # type: ignore[arg-type]
 
 

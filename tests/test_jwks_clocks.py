@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from para_jwt import JWKSCache, JWKSUnavailableError, ParaVerifier, UnknownKeyError
+from para_jwt import (
+    ConfigurationError,
+    JWKSCache,
+    JWKSUnavailableError,
+    ParaVerifier,
+    UnknownKeyError,
+)
 from para_jwt.testing import FakeClock, MockPara
 
 DAY = 86_400.0
@@ -22,6 +28,15 @@ DAY = 86_400.0
 async def para(clock: FakeClock) -> AsyncIterator[MockPara]:
     async with MockPara(clock=clock) as mock:
         yield mock
+
+
+@pytest.fixture
+async def cache(para: MockPara, clock: FakeClock) -> AsyncIterator[JWKSCache]:
+    """A cache that has just fetched a set Para serves with ``max-age=600``."""
+    para.cache_control = "max-age=600"
+    async with JWKSCache(para.jwks_url, clock=clock, refresh_ahead=False) as fetched:
+        await fetched.refresh()
+        yield fetched
 
 
 def test_fake_clock_advance_moves_both_clocks_and_step_only_the_wall_clock() -> None:
@@ -34,9 +49,9 @@ def test_fake_clock_advance_moves_both_clocks_and_step_only_the_wall_clock() -> 
     assert (clock(), clock.monotonic()) == (1_799_996_417.0, start + 10)
     clock.now = 5.0  # assigning keeps working, and moves the wall clock alone
     assert (clock(), clock.now, clock.monotonic()) == (5.0, 5.0, start + 10)
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ConfigurationError, match=r"FakeClock\.step takes a finite"):
         clock.step(float("nan"))
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ConfigurationError, match=r"FakeClock\.advance takes .*non-negative"):
         clock.advance(-1)
 
 
@@ -108,34 +123,28 @@ async def test_a_forward_step_neither_expires_the_set_nor_ends_the_negative_cach
 
 
 async def test_health_dates_follow_the_wall_clock_and_durations_the_monotonic_one(
-    para: MockPara, clock: FakeClock
+    cache: JWKSCache, clock: FakeClock
 ) -> None:
-    para.cache_control = "max-age=600"
-    async with JWKSCache(para.jwks_url, clock=clock, refresh_ahead=False) as cache:
-        await cache.refresh()
-        fetched_wall = clock.now
-        clock.advance(100)
-        clock.step(-DAY)
-        health = cache.health()
-        assert health.status == "fresh" and health.age == 100
-        assert health.fetched_at == datetime.fromtimestamp(fetched_wall, UTC)
-        assert health.last_success == datetime.fromtimestamp(fetched_wall, UTC)
-        # Dated from the wall clock at the fetch; the step changes no bound.
-        assert health.expires_at == datetime.fromtimestamp(fetched_wall + 600, UTC)
-        clock.advance(499)
-        assert cache.health().status == "fresh"
-        clock.advance(1)
-        assert cache.health().status == "stale"
+    fetched_wall = clock.now
+    clock.advance(100)
+    clock.step(-DAY)
+    health = cache.health()
+    assert health.status == "fresh" and health.age == 100
+    assert health.fetched_at == datetime.fromtimestamp(fetched_wall, UTC)
+    assert health.last_success == datetime.fromtimestamp(fetched_wall, UTC)
+    # Dated from the wall clock at the fetch; the step changes no bound.
+    assert health.expires_at == datetime.fromtimestamp(fetched_wall + 600, UTC)
+    clock.advance(499)
+    assert cache.health().status == "fresh"
+    clock.advance(1)
+    assert cache.health().status == "stale"
 
 
 async def test_a_warm_start_keeps_its_age_across_processes_with_other_monotonic_clocks(
-    para: MockPara, clock: FakeClock
+    para: MockPara, clock: FakeClock, cache: JWKSCache
 ) -> None:
-    para.cache_control = "max-age=600"
-    async with JWKSCache(para.jwks_url, clock=clock, refresh_ahead=False) as cache:
-        await cache.refresh()
-        clock.advance(100)
-        state = cache.export_state()
+    clock.advance(100)
+    state = cache.export_state()
     assert state is not None
     assert state["expires_at"] - state["fetched_at"] == 600
 
@@ -156,12 +165,9 @@ async def test_a_warm_start_keeps_its_age_across_processes_with_other_monotonic_
 
 
 async def test_a_warm_state_from_the_future_counts_as_just_fetched(
-    para: MockPara, clock: FakeClock
+    para: MockPara, clock: FakeClock, cache: JWKSCache
 ) -> None:
-    para.cache_control = "max-age=600"
-    async with JWKSCache(para.jwks_url, clock=clock, refresh_ahead=False) as cache:
-        await cache.refresh()
-        state = cache.export_state()
+    state = cache.export_state()
     assert state is not None
     future = {**state, "fetched_at": clock.now + DAY, "expires_at": clock.now + 2 * DAY}
     async with JWKSCache(

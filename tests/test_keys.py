@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from para_jwt import (
+    ConfigurationError,
     InvalidSignatureError,
     JWKSCache,
     JWKSEvent,
@@ -142,6 +143,25 @@ def test_exponents_within_the_nist_range_are_accepted() -> None:
         keyset = KeySet.from_jwks({"keys": [jwk]})
         assert set(keyset.keys) == {real["kid"]}, e
         assert keyset.keys[real["kid"]].bits == 2048
+
+
+def test_rsa_parameters_must_be_unpadded_canonical_base64url() -> None:
+    # One base64url decoder (_jws.base64url_decode) for tokens and keys alike:
+    # padding, the standard alphabet or stray characters make the key unusable.
+    para = MockPara()
+    real = para.public_jwk()
+    padded = real["n"] + "=" * (-len(real["n"]) % 4 or 4)
+    for n in (padded, real["n"].replace("-", "+").replace("_", "/") + "+/", real["n"] + "!"):
+        keyset = KeySet.from_jwks({"keys": [{**real, "n": n}]})
+        assert keyset.keys == {}
+        assert "not base64url" in keyset.unusable[real["kid"]]
+    assert set(KeySet.from_jwks({"keys": [real]}).keys) == {real["kid"]}
+
+
+@pytest.mark.parametrize("document", [None, [], {"keys": {}}, {"key": []}])
+def test_a_document_that_is_no_key_set_is_a_configuration_error(document: Any) -> None:
+    with pytest.raises(ConfigurationError, match="'keys' list"):
+        KeySet.from_jwks(document)
 
 
 def test_probably_prime_agrees_with_a_sieve_and_refuses_carmichael_numbers() -> None:

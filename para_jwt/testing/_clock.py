@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import time
 
+from ..errors import ConfigurationError
+
 __all__ = ["FakeClock"]
 
 
@@ -49,11 +51,13 @@ class FakeClock:
         """Let ``seconds`` pass: both clocks move forward.
 
         Raises:
-            ValueError: ``seconds`` is negative or not finite (time never runs
+            ConfigurationError: ``seconds`` is negative or not finite (time never runs
                 backwards; ``step`` moves the wall clock alone, either way).
         """
         if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError("advance takes a finite, non-negative number of seconds")
+            raise ConfigurationError(
+                "FakeClock.advance takes a finite, non-negative number of seconds"
+            )
         self.now += seconds
         self._monotonic += seconds
 
@@ -61,10 +65,10 @@ class FakeClock:
         """Step the wall clock alone, forward or back, as NTP or an operator might.
 
         Raises:
-            ValueError: ``seconds`` is not finite.
+            ConfigurationError: ``seconds`` is not finite.
         """
         if not math.isfinite(seconds):
-            raise ValueError("step takes a finite number of seconds")
+            raise ConfigurationError("FakeClock.step takes a finite number of seconds")
         self.now += seconds
 
     def __repr__(self) -> str:
