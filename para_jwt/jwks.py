@@ -227,7 +227,7 @@ class JWKSCache:
         now = self._monotonic()
         return (
             cached.refresh_at <= now < cached.expires_at
-            and now >= self._next_attempt_at
+            and not self._budget.backing_off(now)
             and not self._closed
             and not self._flights.running_anywhere()
         )
