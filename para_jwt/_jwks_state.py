@@ -92,15 +92,23 @@ class SavedKeys:
     lifetime: float
 
 
-def state_of(cached: CachedKeys, url: str) -> dict[str, Any]:
+def state_of(
+    cached: CachedKeys, url: str, *, wall_now: float, monotonic_now: float
+) -> dict[str, Any]:
     """``cached`` as JSON-ready state, with wall-clock times (monotonic ones do not
-    carry across processes)."""
+    carry across processes).
+
+    The fetch time is the wall clock now less the set's age on the monotonic
+    clock, not the wall time read at the fetch: a wall-clock step between the
+    fetch and the export must not give the set back the lifetime it has used.
+    """
+    fetched_wall = wall_now - max(monotonic_now - cached.fetched_at, 0.0)
     return {
         "version": _STATE_VERSION,
         "url": url,
         "jwks": cached.document,
-        "fetched_at": cached.fetched_wall,
-        "expires_at": cached.fetched_wall + (cached.expires_at - cached.fetched_at),
+        "fetched_at": fetched_wall,
+        "expires_at": fetched_wall + (cached.expires_at - cached.fetched_at),
         "etag": cached.etag,
         "last_modified": cached.last_modified,
     }

@@ -284,7 +284,11 @@ class JWKSCache:
             # Once a refresh is in flight or has failed, requests stop waiting on
             # Para: they get the last good set while retries go on in the background.
             if self._flights.current() is not None or self._budget.failures:
-                if self._flights.current() is None and not self._budget.backing_off(now):
+                if (
+                    self._flights.current() is None
+                    and not self._budget.backing_off(now)
+                    and not self._closed
+                ):
                     self._start_fetch()
                 return self._serve_stale(cached.keyset)
             try:
@@ -492,7 +496,9 @@ class JWKSCache:
         keys verify.
         """
         cached = self._cached
-        return None if cached is None else state_of(cached, self._url)
+        if cached is None:
+            return None
+        return state_of(cached, self._url, wall_now=self._clock(), monotonic_now=self._monotonic())
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
         saved = read_state(state, self._url)
