@@ -44,17 +44,6 @@ class _OpenStrEnum(StrEnum):
         member._value_ = value
         return member
 
-    @classmethod
-    def _of(cls, value: str) -> Self:
-        """``cls(value)`` for a string, with known values found by one dict lookup.
-
-        ``EnumType.__call__`` runs several Python frames per call, and a token
-        carries three or more of these values; ``_value2member_map_`` is the
-        table it ends up reading. Tested against ``cls(value)``.
-        """
-        member = cls._value2member_map_.get(value)
-        return cls(value) if member is None else cast(Self, member)
-
     @property
     def is_known(self) -> bool:
         """False for a value this version of para_jwt has not heard of."""
@@ -140,7 +129,7 @@ def _wallet(value: Any, field: str) -> Wallet:
             f"{field} entries need string 'id', 'type' and 'address' "
             "and an optional string 'publicKey'"
         )
-    return Wallet(wallet_id, WalletType._of(wallet_type), address, public_key)
+    return Wallet(wallet_id, WalletType(wallet_type), address, public_key)
 
 
 def _wallet_tuple(value: Any, field: str) -> tuple[Wallet, ...]:
@@ -174,7 +163,7 @@ _Enum = TypeVar("_Enum", bound="_OpenStrEnum")
 
 def _optional_enum(data: Mapping[str, Any], name: str, enum: type[_Enum]) -> _Enum | None:
     value = _optional_str(data, name)
-    return None if value is None else enum._of(value)
+    return None if value is None else enum(value)
 
 
 def _timestamp(payload: Mapping[str, Any], name: str) -> datetime | None:
