@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc.jws import JWSRegistry
 
 from para_jwt import _jws
-from para_jwt.claims import AuthType, OAuthMethod, ParaClaims, Wallet, WalletType
+from para_jwt.claims import AuthType, OAuthMethod, ParaClaims, Wallet, WalletType, _frozen
 from para_jwt.jwks import KeySet
 from para_jwt.testing import MockPara
 
@@ -208,6 +208,7 @@ def groups() -> list[Group]:
     assert b64_str(payload_b64.decode()) == payload_raw
     assert der_by_hex(es_signature) == der_by_hand(es_signature)
     assert plain_claims(payload).user_id == claims.user_id
+    assert _frozen(ParaClaims, fields) == ParaClaims(**fields) == claims
     return [
         (
             "strict base64url, payload segment",
@@ -251,11 +252,17 @@ def groups() -> list[Group]:
             "typed claims",
             {
                 "field helpers, enum calls, frozen __init__": lambda: plain_claims(payload),
-                "para_jwt: ParaClaims.from_payload (field helpers, constructors)": lambda: (
+                "para_jwt: ParaClaims.from_payload (field helpers, _frozen)": lambda: (
                     ParaClaims.from_payload(payload, audience="a", key_id="k")
                 ),
-                "(part of either) ParaClaims(**fields), frozen __init__": lambda: ParaClaims(
-                    **fields
+            },
+        ),
+        (
+            "building the frozen ParaClaims from its 17 fields",
+            {
+                "ParaClaims(**fields): the generated frozen __init__": lambda: ParaClaims(**fields),
+                "para_jwt: _frozen(ParaClaims, fields), one __dict__.update": lambda: _frozen(
+                    ParaClaims, fields
                 ),
             },
         ),
