@@ -126,7 +126,18 @@ def _frozen(cls: type[_Frozen], fields: dict[str, Any]) -> _Frozen:
     instance's ``__dict__`` takes all fields in one C call instead. ``fields``
     must name every field and nothing else, and the class must have no
     ``__post_init__``: test_claims.py checks both against ``cls(**fields)``.
+    A subclass (an application's own claims) may add either, so it gets its
+    constructor.
+
+    Args:
+        cls: ``ParaClaims`` or ``Wallet`` (any other class is called).
+        fields: Every field's value, by field name.
+
+    Returns:
+        The instance, equal to ``cls(**fields)``.
     """
+    if cls is not ParaClaims and cls is not Wallet:
+        return cls(**fields)
     instance: _Frozen = object.__new__(cls)
     instance.__dict__.update(fields)
     return instance
