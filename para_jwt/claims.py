@@ -103,7 +103,7 @@ class WalletType(_OpenStrEnum):
         return value.upper()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Wallet:
     """One wallet from ``data.wallets`` (Para-custodied) or ``data.connectedWallets``."""
 
@@ -112,6 +112,35 @@ class Wallet:
     address: str
     #: ``0x04…`` for EVM; Para sends ``""`` for chains where it has none (Solana).
     public_key: str | None
+
+
+_Frozen = TypeVar("_Frozen")
+
+
+def _frozen(cls: type[_Frozen], fields: dict[str, Any]) -> _Frozen:
+    """An instance of the frozen dataclass ``cls`` holding ``fields``, every one of them.
+
+    What ``cls(**fields)`` returns, built without the generated ``__init__``:
+    a frozen dataclass's ``__init__`` sets each field with ``object.__setattr__``,
+    a slow call that made up most of building the claims (bench_parts.py). The
+    instance's ``__dict__`` takes all fields in one C call instead. ``fields``
+    must name every field and nothing else, and the class must have no
+    ``__post_init__``: test_claims.py checks both against ``cls(**fields)``.
+    A subclass (an application's own claims) may add either, so it gets its
+    constructor.
+
+    Args:
+        cls: ``ParaClaims`` or ``Wallet`` (any other class is called).
+        fields: Every field's value, by field name.
+
+    Returns:
+        The instance, equal to ``cls(**fields)``.
+    """
+    if cls is not ParaClaims and cls is not Wallet:
+        return cls(**fields)
+    instance: _Frozen = object.__new__(cls)
+    instance.__dict__.update(fields)
+    return instance
 
 
 def _wallet(value: Any, field: str) -> Wallet:
@@ -129,7 +158,15 @@ def _wallet(value: Any, field: str) -> Wallet:
             f"{field} entries need string 'id', 'type' and 'address' "
             "and an optional string 'publicKey'"
         )
-    return Wallet(wallet_id, WalletType(wallet_type), address, public_key)
+    return _frozen(
+        Wallet,
+        {
+            "id": wallet_id,
+            "type": WalletType(wallet_type),
+            "address": address,
+            "public_key": public_key,
+        },
+    )
 
 
 def _wallet_tuple(value: Any, field: str) -> tuple[Wallet, ...]:
@@ -222,7 +259,7 @@ def _read_only(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ParaClaims:
     """The verified claims of one Para JWT.
 
@@ -300,22 +337,25 @@ class ParaClaims:
             raise InvalidClaimsError("'sub' does not match data.userId")
         # Keyword arguments are evaluated in source order: the first broken
         # field, in the documented order, is the one named.
-        return cls(
-            auth_type=_optional_enum(data, "authType", AuthType),
-            oauth_method=_optional_enum(data, "oAuthMethod", OAuthMethod),
-            wallets=_wallets(data, "wallets"),
-            connected_wallets=_wallets(data, "connectedWallets"),
-            identifier=_optional_str(data, "identifier"),
-            email=_optional_str(data, "email"),
-            phone=_optional_str(data, "phone"),
-            telegram_user_id=_optional_id(data, "telegramUserId"),
-            farcaster_username=_optional_str(data, "farcasterUsername"),
-            external_wallet_address=_optional_str(data, "externalWalletAddress"),
-            user_id=user_id,
-            subject=subject,
-            audience=audience,
-            issued_at=_timestamp(payload, "iat"),
-            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
-            key_id=key_id,
-            payload=Payload(payload),
+        return _frozen(
+            cls,
+            {
+                "auth_type": _optional_enum(data, "authType", AuthType),
+                "oauth_method": _optional_enum(data, "oAuthMethod", OAuthMethod),
+                "wallets": _wallets(data, "wallets"),
+                "connected_wallets": _wallets(data, "connectedWallets"),
+                "identifier": _optional_str(data, "identifier"),
+                "email": _optional_str(data, "email"),
+                "phone": _optional_str(data, "phone"),
+                "telegram_user_id": _optional_id(data, "telegramUserId"),
+                "farcaster_username": _optional_str(data, "farcasterUsername"),
+                "external_wallet_address": _optional_str(data, "externalWalletAddress"),
+                "user_id": user_id,
+                "subject": subject,
+                "audience": audience,
+                "issued_at": _timestamp(payload, "iat"),
+                "expires_at": datetime.fromtimestamp(payload["exp"], UTC),
+                "key_id": key_id,
+                "payload": Payload(payload),
+            },
         )
