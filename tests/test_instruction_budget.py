@@ -1,9 +1,12 @@
 """The instruction-count gate: para_jwt against the floor, in instructions, stays in budget.
 
 benchmarks/instructions.py counts with callgrind: the ratios repeat to within 0.5 %
-(benchmarks/README.md) against a 10 % headroom, so this test does not flake the way a
-timing would. It skips only where valgrind cannot run (not installed, or not x86-64);
-CI installs it.
+(benchmarks/README.md) against a 3 % headroom, so this test does not flake the way a
+timing would. It skips where valgrind cannot run (not installed, or not x86-64; CI
+installs it) and on an interpreter other than the one the budget was set on: counts and
+their ratios depend on the interpreter's own work per bytecode (3.13 runs the same
+verify in a different number of instructions than 3.11), so a budget is only a budget
+for the Python that measured it.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BUDGET = json.loads((BENCHMARKS / "instruction_budget.json").read_text())
+BUDGET_PYTHON = tuple(int(part) for part in BUDGET["python"].split(".")[:2])
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 @pytest.mark.skipif(
     platform.machine() not in ("x86_64", "AMD64"),
     reason="the gate's callgrind client request is written for x86-64",
+)
+@pytest.mark.skipif(
+    sys.version_info[:2] != BUDGET_PYTHON,
+    reason=f"the budget was set on Python {BUDGET['python']}",
 )
 def test_para_jwt_stays_within_its_instruction_budget(tmp_path: Path) -> None:
     results = tmp_path / "instructions.json"
@@ -36,10 +45,9 @@ def test_para_jwt_stays_within_its_instruction_budget(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads(results.read_text())
-    budget = json.loads((BENCHMARKS / "instruction_budget.json").read_text())
     assert data["breaches"] == []
     for name in ("uncached_over_floor", "uncached_over_floor_beyond_signature", "hit_over_floor"):
-        assert 0 < data["ratios"][name] <= budget[name], name
+        assert 0 < data["ratios"][name] <= BUDGET[name], name
     # The counts are of real work: an RSA-2048 check is hundreds of thousands of
     # instructions, and a cache hit skips it.
     assert data["per_call"]["signature"] > 100_000
