@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow (whole scripts in subprocesses): `make slow-checks`, which `make check` and CI run.
+pytestmark = pytest.mark.slow
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 

@@ -22,6 +22,9 @@ import pytest
 from fuzz.common import CORPUS
 from fuzz.targets import SEED_TOKENS, check_jwks, check_token
 
+# Slow (whole scripts in subprocesses): `make slow-checks`, which `make check` and CI run.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_SEEDS = sorted((CORPUS / "verify").iterdir())
 JWKS_SEEDS = sorted((CORPUS / "jwks").iterdir())
