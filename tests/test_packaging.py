@@ -25,7 +25,7 @@ import para_jwt
 from tests.test_quickstart import EXPECTED, run_quick_start
 
 # Slow (a build, a virtualenv, mypy): `make check` (CI) runs them after `make test`
-# build and the other interpreters (see the Makefile), not in the main suite.
+# (see the Makefile), not in the main suite.
 pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parent.parent
