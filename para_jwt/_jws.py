@@ -330,18 +330,10 @@ class ParsedToken:
     #: ``header_b64 + b"." + payload_b64``: what the signature signs.
     signing_input: bytes
     signature: bytes
-
-    @property
-    def kid(self) -> str:
-        """The ``kid`` header parameter (checked to be a non-empty string)."""
-        kid: str = self.header["kid"]
-        return kid
-
-    @property
-    def alg(self) -> str:
-        """The ``alg`` header parameter (checked to be an allowed algorithm)."""
-        alg: str = self.header["alg"]
-        return alg
+    #: The header's ``alg`` (checked to be an allowed algorithm) and ``kid``
+    #: (checked to be a non-empty string).
+    alg: str
+    kid: str
 
 
 class TokenParser:
@@ -389,9 +381,7 @@ class TokenParser:
                 raise MalformedTokenError(f"the token is larger than {self._max_size} bytes")
             raw = token
         else:
-            raise MalformedTokenError(
-                f"the token must be str or bytes, not {type(token).__name__}"
-            )
+            raise MalformedTokenError(f"the token must be str or bytes, not {type(token).__name__}")
         segments = raw.split(b".")
         if len(segments) != 3:
             raise MalformedTokenError(_wrong_shape(raw, len(segments)))
@@ -407,7 +397,9 @@ class TokenParser:
         if not signature:
             raise MalformedTokenError("the signature is empty")
         signing_input = raw[: len(header_b64) + 1 + len(payload_b64)]
-        return ParsedToken(header_b64, header, payload, signing_input, signature)
+        return ParsedToken(
+            header_b64, header, payload, signing_input, signature, header["alg"], header["kid"]
+        )
 
     def remember_header(self, parsed: ParsedToken) -> None:
         """Remember ``parsed``'s header; call only once its signature verified."""

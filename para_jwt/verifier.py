@@ -293,9 +293,7 @@ class ParaVerifier:
         # Only exact str and bytes meet the cache: a subclass could redefine __eq__
         # and __hash__ to match another user's entry, and an unhashable object
         # must fail as a malformed token, not as a TypeError.
-        cacheable = self._token_cache is not None and (
-            type(token) is str or type(token) is bytes
-        )
+        cacheable = self._token_cache is not None and (type(token) is str or type(token) is bytes)
         if cacheable:
             claims = self._cached(token, now)
             if claims is not None:
@@ -349,9 +347,7 @@ class ParaVerifier:
         # A hit is only as good as the key that verified it: when the key left
         # the set (revocation) or the set is not fresh, verify from scratch.
         valid = (
-            valid_from <= now + self._leeway
-            and now < valid_until
-            and self._peek(key.kid) is key
+            valid_from <= now + self._leeway and now < valid_until and self._peek(key.kid) is key
         )
         # No lock on a hit: each OrderedDict call below is one atomic C call on
         # exact str/bytes keys, and a race only costs a later miss (another
