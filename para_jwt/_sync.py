@@ -193,14 +193,15 @@ class _SyncCore(ParaVerifier):
         self._refresh_lock = threading.Lock()
         self._refresh_stopped = False
         if self._cache is not None:
-            self._peek = functools.partial(self._peek_and_refresh, self._cache)
+            self._start_refresh = functools.partial(self._refresh_ahead, self._cache)
+            self._peek = self._peek_and_refresh
 
-    def _peek_and_refresh(self, cache: JWKSCache, kid: str) -> VerificationKey | None:
-        """``cache.peek(kid)``, starting the refresh-ahead on the background loop when due."""
-        key = cache.peek(kid)
-        if cache.refresh_due():
-            self._refresh_ahead(cache)
-        return key
+    def _peek_and_refresh(self, kid: str) -> VerificationKey | None:
+        """``peek(kid)``, the refresh-ahead started on the background loop when due."""
+        # The cache asks whether a refresh is due only once its set is past the
+        # refresh point, so a hit costs one more call than an async one, no more.
+        assert self._cache is not None
+        return self._cache.peek(kid, self._start_refresh)
 
     def _refresh_ahead(self, cache: JWKSCache) -> None:
         with self._refresh_lock:
