@@ -2,16 +2,13 @@
 
 Verification is CPU work and runs in the caller's thread: a token-cache hit or a
 key already in the key set touches no other thread. Only I/O (fetching Para's
-keys, calling Para's API) runs on one private event loop in a daemon thread, the
-``_LoopThread`` every sync instance shares. It starts on first need and stops
-when the last instance using it closes, or at interpreter exit, after closing
-the instances' HTTP sessions on it (so nothing warns about unclosed sessions).
+keys, calling Para's API) runs on the one background event loop every sync
+instance shares (``_loop_thread.PORTAL``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextlib
 import copy
@@ -20,8 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NoReturn, Protocol, Self, TypeVar, Unpack
+from typing import Any, NoReturn, Self, TypeVar, Unpack
 
+from ._loop_thread import PORTAL
 from .api import ParaAPI, SessionInfo
 from .claims import ParaClaims
 from .environments import Environment
@@ -32,135 +30,6 @@ from .verifier import ParaVerifier, _scrubbed, _Unverified
 __all__ = ["SyncParaAPI", "SyncParaVerifier"]
 
 _T = TypeVar("_T")
-
-#: How long interpreter exit waits for the instances' sessions to close.
-_EXIT_TIMEOUT = 5.0
-
-
-class _Closable(Protocol):
-    async def close(self) -> None: ...
-
-
-class _LoopThread:
-    """An event loop running in a daemon thread: a portal for coroutines from sync code.
-
-    ``acquire(owner)`` starts it if needed and registers ``owner``, whose async
-    ``close()`` runs on the loop at ``release(owner)`` or at interpreter exit;
-    the thread stops once no owner is left.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._owners: set[_Closable] = set()
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        """The loop's thread while it runs."""
-        return self._thread
-
-    def acquire(self, owner: _Closable) -> asyncio.AbstractEventLoop:
-        """The running loop, started if needed, with ``owner`` registered on it."""
-        with self._lock:
-            if self._loop is None:
-                self._start()
-            assert self._loop is not None
-            self._owners.add(owner)
-            return self._loop
-
-    def _start(self) -> None:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            try:
-                loop.run_forever()
-            finally:
-                _wind_down(loop)
-
-        thread = threading.Thread(target=run, name=self._name, daemon=True)
-        thread.start()
-        ready.wait()
-        self._loop, self._thread = loop, thread
-        atexit.register(self._at_exit)
-
-    def submit(
-        self, owner: _Closable, coro: Coroutine[Any, Any, _T]
-    ) -> concurrent.futures.Future[_T]:
-        """Schedule ``coro`` on the loop for ``owner``; the caller waits on the future."""
-        loop = self.acquire(owner)
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise ConfigurationError(
-                "a synchronous para_jwt call was made from its own background loop "
-                "(e.g. from an on_event callback): use the async classes there"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, loop)
-
-    def release(self, owner: _Closable) -> None:
-        """Close ``owner`` on the loop; stop the loop if no owner is left."""
-        with self._lock:
-            loop = self._loop
-            if loop is None or owner not in self._owners:
-                return
-            self._owners.discard(owner)
-            stop = not self._owners
-        future = asyncio.run_coroutine_threadsafe(owner.close(), loop)
-        try:
-            future.result()
-        finally:
-            if stop:
-                self._stop_if_unused()
-
-    def _stop_if_unused(self) -> None:
-        with self._lock:
-            if self._owners or self._loop is None:
-                return
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        assert thread is not None
-        atexit.unregister(self._at_exit)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-
-    def _at_exit(self) -> None:
-        with self._lock:
-            loop, owners = self._loop, list(self._owners)
-            self._owners.clear()
-        if loop is None:
-            return
-        for owner in owners:
-            future = asyncio.run_coroutine_threadsafe(owner.close(), loop)
-            try:
-                future.result(_EXIT_TIMEOUT)
-            except Exception:  # exit goes on whatever one close did
-                future.cancel()
-        self._stop_if_unused()
-
-
-def _wind_down(loop: asyncio.AbstractEventLoop) -> None:
-    """Close a stopped loop, in its own thread.
-
-    Whatever a closing instance left pending is cancelled, so no caller waits
-    forever on a loop that no longer runs. Done here, not in the thread that
-    stopped the loop: that one may be running an event loop of its own (an
-    ASGI server's shutdown, an async test), where ``run_until_complete`` fails.
-    """
-    pending = asyncio.all_tasks(loop)
-    for task in pending:
-        task.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.close()
-
-
-#: The one background loop thread shared by every sync instance in the process.
-_PORTAL = _LoopThread("para_jwt-io")
 
 
 def _raise_copy(error: BaseException) -> NoReturn:
@@ -211,7 +80,7 @@ class _SyncCore(ParaVerifier):
             # Its failure is the cache's business (back-off, events, health):
             # requests keep the fresh set they have meanwhile.
             with contextlib.suppress(ConfigurationError):  # from the background loop itself
-                self._refreshing = _PORTAL.submit(self, cache.refresh())
+                self._refreshing = PORTAL.submit(self, cache.refresh())
 
     def stop_refreshing(self) -> None:
         """No refresh-ahead starts after this: the background loop is not restarted."""
@@ -336,7 +205,7 @@ class SyncParaVerifier:
         with self._fetches_lock:
             future = self._fetches.get(kid)
             if future is None:
-                future = _PORTAL.submit(self._verifier, cache.get_key(kid))
+                future = PORTAL.submit(self._verifier, cache.get_key(kid))
                 self._fetches[kid] = future
                 future.add_done_callback(lambda done: self._fetch_finished(kid, done))
         try:
@@ -362,7 +231,7 @@ class SyncParaVerifier:
         if self._closed:
             coro.close()
             raise JWKSUnavailableError("the verifier is closed")
-        future = _PORTAL.submit(self._verifier, coro)
+        future = PORTAL.submit(self._verifier, coro)
         try:
             return future.result()
         except BaseException as exc:  # re-raised as a private copy
@@ -380,7 +249,7 @@ class SyncParaVerifier:
         """
         self._closed = True
         self._verifier.stop_refreshing()
-        _PORTAL.release(self._verifier)
+        PORTAL.release(self._verifier)
 
     def __enter__(self) -> Self:
         return self
@@ -392,6 +261,13 @@ class SyncParaVerifier:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _SyncAPICore(ParaAPI):
+    """The ParaAPI inside a SyncParaAPI, named so in its errors."""
+
+    __slots__ = ()
+    _called_as = "SyncParaAPI"
 
 
 class SyncParaAPI:
@@ -426,7 +302,7 @@ class SyncParaAPI:
         backoff: float = 0.5,
         max_response_size: int = 64 * 1024,
     ) -> None:
-        self._api = ParaAPI(
+        self._api = _SyncAPICore(
             secret_api_key,
             environment=environment,
             base_url=base_url,
@@ -480,7 +356,7 @@ class SyncParaAPI:
             call.close()
             raise ParaAPIError("the API client is closed")
         try:
-            return _PORTAL.submit(self._api, call).result()
+            return PORTAL.submit(self._api, call).result()
         except ParaJWTError as exc:
             error = exc
         except concurrent.futures.CancelledError:
@@ -490,7 +366,7 @@ class SyncParaAPI:
     def close(self) -> None:
         """Close the HTTP session on the background loop. Safe to call more than once."""
         self._closed = True
-        _PORTAL.release(self._api)
+        PORTAL.release(self._api)
 
     def __enter__(self) -> Self:
         return self
