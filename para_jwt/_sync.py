@@ -77,6 +77,10 @@ class _SyncCore(ParaVerifier):
             refreshing = self._refreshing
             if self._refresh_stopped or (refreshing is not None and not refreshing.done()):
                 return
+            # Asked again under the lock: a caller that found a refresh due may
+            # have waited here while another's refresh finished.
+            if not cache.refresh_due():
+                return
             # Its failure is the cache's business (back-off, events, health):
             # requests keep the fresh set they have meanwhile.
             with contextlib.suppress(ConfigurationError):  # from the background loop itself
@@ -184,17 +188,23 @@ class SyncParaVerifier:
             InvalidTokenError: The token is bad (answer 401); a subclass names why.
             JWKSError: Para's keys cannot be had right now (answer 503).
         """
-        outcome: ParaClaims | _Unverified | None = None
-        try:
-            outcome = self._verifier._verify_locally(token)
+        outcome = self._verifier._verify_locally(token)
+        if type(outcome) is ParaClaims:
+            return outcome
+        del token  # as in ParaVerifier.verify: refusals raised from a frame holding no token
+        if type(outcome) is _Unverified:
+            outcome = self._fetch_and_complete(outcome)
             if type(outcome) is ParaClaims:
                 return outcome
-            assert isinstance(outcome, _Unverified)
-            return self._verifier._complete(outcome, self._key(outcome.kid))
+        assert isinstance(outcome, ParaJWTError)
+        raise outcome
+
+    def _fetch_and_complete(self, unverified: _Unverified) -> ParaClaims | ParaJWTError:
+        """``ParaVerifier._fetch_and_complete``, the key fetched on the background loop."""
+        try:
+            return self._verifier._complete(unverified, self._key(unverified.kid))
         except ParaJWTError as exc:
-            error = exc
-        del token, outcome  # as in ParaVerifier.verify: no frame left holds the token
-        raise _scrubbed(error)
+            return _scrubbed(exc)
 
     def _key(self, kid: str) -> VerificationKey:
         """Fetch the key for ``kid`` on the background loop, one fetch per kid at a time."""

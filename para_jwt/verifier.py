@@ -278,51 +278,61 @@ class ParaVerifier:
             InvalidTokenError: The token is bad (answer 401); a subclass names why.
             JWKSError: Para's keys cannot be had right now (answer 503).
         """
-        outcome: ParaClaims | _Unverified | None = None
-        try:
-            outcome = self._verify_locally(token)
+        outcome = self._verify_locally(token)
+        if type(outcome) is ParaClaims:
+            return outcome
+        # Refusals are raised from here, where no local holds the token any more,
+        # and without the traceback of the frames that did (see _scrubbed): an
+        # error reporter capturing locals must not find the token.
+        del token
+        if type(outcome) is _Unverified:
+            outcome = await self._fetch_and_complete(outcome)
             if type(outcome) is ParaClaims:
                 return outcome
-            assert isinstance(outcome, _Unverified)
-            assert self._cache is not None
-            return self._complete(outcome, await self._cache.get_key(outcome.kid))
-        except ParaJWTError as exc:
-            error = exc
-        # Raised from here, where no local holds the token any more, without the
-        # traceback of the frames that did: an error reporter capturing locals
-        # must not find the token (see _scrubbed).
-        del token, outcome
-        raise _scrubbed(error)
+        assert isinstance(outcome, ParaJWTError)
+        raise outcome
 
-    def _verify_locally(self, token: str | bytes) -> ParaClaims | _Unverified:
+    def _verify_locally(self, token: str | bytes) -> ParaClaims | _Unverified | ParaJWTError:
         """Everything ``verify`` does without I/O, shared with ``SyncParaVerifier``.
 
         Returns:
             The claims when the token cache or a key already at hand answers;
-            otherwise the parsed, claims-checked token, whose key must be
-            fetched (``JWKSCache.get_key``) and passed to ``_complete``.
+            a refusal, scrubbed (for the caller to raise once its own frame no
+            longer holds the token); otherwise the parsed, claims-checked token,
+            whose key must be fetched and passed to ``_complete``.
         """
-        now = self._clock()
-        # Only exact str and bytes meet the cache: a subclass could redefine __eq__
-        # and __hash__ to match another user's entry, and an unhashable object
-        # must fail as a malformed token, not as a TypeError.
-        cacheable = self._token_cache is not None and (
-            type(token) is str or type(token) is bytes
-        )
-        if cacheable:
-            claims = self._cached(token, now)
-            if claims is not None:
-                return claims
+        try:
+            now = self._clock()
+            # Only exact str and bytes meet the cache: a subclass could redefine
+            # __eq__ and __hash__ to match another user's entry, and an unhashable
+            # object must fail as a malformed token, not as a TypeError.
+            cacheable = self._token_cache is not None and (
+                type(token) is str or type(token) is bytes
+            )
+            if cacheable:
+                claims = self._cached(token, now)
+                if claims is not None:
+                    return claims
 
-        parsed = self._parser.parse(token)
-        valid_until, valid_from = self._check_registered_claims(parsed.payload, now)
-        unverified = _Unverified(
-            token if cacheable else None, parsed.kid, parsed, valid_until, valid_from
-        )
-        if self._pinned is not None:
-            return self._complete(unverified, self._pinned.key(unverified.kid))
-        key = self._peek(unverified.kid)
-        return unverified if key is None else self._complete(unverified, key)
+            parsed = self._parser.parse(token)
+            valid_until, valid_from = self._check_registered_claims(parsed.payload, now)
+            unverified = _Unverified(
+                token if cacheable else None, parsed.kid, parsed, valid_until, valid_from
+            )
+            if self._pinned is not None:
+                return self._complete(unverified, self._pinned.key(unverified.kid))
+            key = self._peek(unverified.kid)
+            return unverified if key is None else self._complete(unverified, key)
+        except ParaJWTError as exc:
+            return _scrubbed(exc)
+
+    async def _fetch_and_complete(self, unverified: _Unverified) -> ParaClaims | ParaJWTError:
+        """Fetch the key ``unverified`` names, then ``_complete``; a refusal is returned."""
+        assert self._cache is not None
+        try:
+            return self._complete(unverified, await self._cache.get_key(unverified.kid))
+        except ParaJWTError as exc:
+            return _scrubbed(exc)
 
     def _complete(self, unverified: _Unverified, key: VerificationKey) -> ParaClaims:
         """Check the signature with ``key``, build the claims and remember the token."""
