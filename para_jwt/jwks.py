@@ -197,17 +197,11 @@ class JWKSCache:
     ) -> VerificationKey | None:
         """The key for ``kid`` if the cached set is fresh, without I/O; else ``None``.
 
-        Once the set is past its refresh point, starts a background refresh: on
-        the running event loop, or, given ``refresh``, by calling it when
-        ``refresh_due()`` says one should start.
-
-        Args:
-            kid: The key ID.
-            refresh: For callers without an event loop (``SyncParaVerifier``):
-                starts ``refresh()`` elsewhere, e.g. on a loop of its own.
+        Past the set's refresh point, starts a refresh on the running event loop;
+        a caller without one (``SyncParaVerifier``) passes ``refresh``, called
+        when ``refresh_due()`` says so. The hot path, hits included: one clock
+        read and one comparison while the set is fresh.
         """
-        # The verify hot path, hits included: one clock read and one comparison
-        # while fresh.
         cached = self._cached
         if cached is None:
             return None
