@@ -99,6 +99,7 @@ def json_loads_with_hook(raw: bytes) -> Any:
 
 
 _HOOKED = json.JSONDecoder(object_pairs_hook=unique, parse_constant=no_constant)
+_PLAIN = json.JSONDecoder()
 
 
 def plain_claims(payload: dict[str, Any]) -> ParaClaims:
@@ -172,6 +173,7 @@ def groups() -> list[Group]:
     raw = token.encode()
     header_b64, payload_b64, signature_b64 = raw.split(b".")
     payload_raw = _jws.base64url_decode(payload_b64)
+    payload_text = payload_raw.decode()
     payload = json.loads(payload_raw)
     algorithms = frozenset({"RS256"})
     known = {header_b64: json.loads(_jws.base64url_decode(header_b64))}
@@ -273,6 +275,12 @@ def groups() -> list[Group]:
                     _jws.decode_json_object(payload_raw, "payload")
                 ),
                 "(reference, no rules) json.loads": lambda: json.loads(payload_raw),
+                "(reference, no rules) a prebuilt decoder, on text": lambda: _PLAIN.decode(
+                    payload_text
+                ),
+                "(part of para_jwt's) the depth bound's bracket count": lambda: (
+                    payload_text.count("{") + payload_text.count("[")
+                ),
             },
         ),
         (

@@ -118,7 +118,7 @@ _Enum = TypeVar("_Enum", bound="_OpenStrEnum")
 
 #: Each open enum's members by value, as Para spells them: a dict lookup answers
 #: the values every token carries, where calling the enum goes through
-#: ``EnumType.__call__`` (about 15 times the work, bench_parts.py).
+#: ``EnumType.__call__`` (over four times the work, bench_parts.py).
 _MEMBERS: dict[type[_OpenStrEnum], dict[str, Any]] = {
     enum: {member.value: member for member in enum} for enum in (AuthType, OAuthMethod, WalletType)
 }

@@ -56,7 +56,7 @@ def _cache_key(token: str | bytes) -> str | bytes:
 
     Keyed by the whole token, the cache would hash all of it on every request
     (each request brings a new string, whose hash is not cached yet): for a
-    1.4 KB Para token, over 40 % of a hit's work (benchmarks/bench_parts.py).
+    1.4 KB Para token, over a third of a hit's work (benchmarks/bench_parts.py).
     The signature's tail is as good a key for a tenth of that. It is only a
     key: a hit needs the whole token equal to the one verified (``_cached``), so
     two tokens ending alike cost a miss, never the other's claims.
