@@ -271,6 +271,9 @@ def groups() -> list[Group]:
             {
                 "json.loads(..., object_pairs_hook=...)": lambda: json_loads_with_hook(payload_raw),
                 "a prebuilt decoder with the hook": lambda: _HOOKED.decode(payload_raw.decode()),
+                "(part of para_jwt's) the same, raw_decode on text": lambda: _HOOKED.raw_decode(
+                    payload_text
+                ),
                 "para_jwt: decode_json_object (prebuilt hooked decoder, depth bound)": lambda: (
                     _jws.decode_json_object(payload_raw, "payload")
                 ),
