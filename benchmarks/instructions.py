@@ -10,7 +10,9 @@ counts do not. This script runs one child Python under
   floors are the functions bench_verify times;
 * ``uncached``: N ``await ParaVerifier(..., token_cache_size=0).verify(token)``;
 * ``hit``: N verified-token cache hits (``ParaVerifier(...).verify(token)`` on
-  tokens it verified before),
+  tokens it verified before), its key cache warm-started from a stored state
+  (``initial_state``), so a hit re-checks its key in a fresh set as a server's does;
+* ``sync_hit``: the same through ``SyncParaVerifier(...).verify(token)``,
 
 each on a fresh copy of the token string, as a server gets one per request. It
 fails (exit 1) when one of these ratios exceeds its budget in
@@ -22,7 +24,7 @@ fails (exit 1) when one of these ratios exceeds its budget in
 * ``uncached_over_floor_beyond_signature``: (uncached - signature) / (floor -
   signature), the same with the signature check taken out of both: para_jwt's
   Python work against the floor's. This is the sensitive one;
-* ``hit_over_floor``: a cache hit against the floor.
+* ``hit_over_floor`` and ``sync_hit_over_floor``: a cache hit against the floor.
 
 Why the counts repeat (see README.md for the small spread seen between runs):
 
@@ -37,7 +39,7 @@ Why the counts repeat (see README.md for the small spread seen between runs):
   ``instruction_tokens.json`` (``--make-tokens`` writes new ones), a clock that
   always answers the same second (for para_jwt and the floor alike),
   ``PYTHONHASHSEED=0`` in an otherwise fixed environment, bytecode caches
-  written before the child runs (see ``_compile_sources``), the cyclic garbage
+  written before the child runs (see ``compile_sources``), the cyclic garbage
   collector off in the measured phases,
   and a warm-up of every workload before its measured phase (the specialising
   interpreter and every cache are then in their steady state).
@@ -54,6 +56,7 @@ import argparse
 import asyncio
 import compileall
 import ctypes
+import functools
 import gc
 import importlib.util
 import itertools
@@ -78,10 +81,15 @@ CANNOT_RUN = 3
 #: Calls per measured phase and per warm-up. Counts are exact, so N only has to
 #: make a phase long against anything that is not per call; multiples of the 8
 #: stored tokens, whose lengths differ, so that every phase averages them alike.
-CALLS = {"signature": 64, "floor": 64, "uncached": 64, "hit": 256}
-WARMUP = {"signature": 16, "floor": 16, "uncached": 16, "hit": 64}
+CALLS = {"signature": 64, "floor": 64, "uncached": 64, "hit": 256, "sync_hit": 256}
+WARMUP = {"signature": 16, "floor": 16, "uncached": 16, "hit": 64, "sync_hit": 64}
 WORKLOADS = tuple(CALLS)
-BUDGETED = ("uncached_over_floor", "uncached_over_floor_beyond_signature", "hit_over_floor")
+BUDGETED = (
+    "uncached_over_floor",
+    "uncached_over_floor_beyond_signature",
+    "hit_over_floor",
+    "sync_hit_over_floor",
+)
 
 # --- the child: the workloads, under callgrind ---------------------------------------------
 
@@ -151,12 +159,54 @@ def _fresh(tokens: Sequence[str], count: int) -> list[str]:
     return [t.encode().decode() for t in itertools.islice(itertools.cycle(tokens), count)]
 
 
+async def count_phases(phases: Sequence[tuple[str, Callable[[], Awaitable[Any] | None]]]) -> None:
+    """Run each phase between callgrind markers, for a child run under ``count``.
+
+    A dump named ``empty`` comes first (the marker's own cost, for ``per_call``),
+    then one dump per phase, named after it, holding exactly that phase's
+    instructions. A phase is a function of no arguments returning ``None``, or an
+    awaitable (an async workload), which is awaited. Everything a phase needs
+    must be made before this is called; the cyclic GC is off while counting.
+
+    Args:
+        phases: ``(name, run)`` in the order to run them.
+
+    Raises:
+        SystemExit: Not running under callgrind.
+    """
+    requests = _ClientRequests()
+    if requests.call(requests.block(_RUNNING_ON_VALGRIND)) == 0:
+        raise SystemExit("the child must run under valgrind --tool=callgrind")
+    # Every request block is made before counting starts.
+    plan = [(requests.block(_CALLGRIND_DUMP_STATS_AT, "empty"), _nothing)]
+    plan += [(requests.block(_CALLGRIND_DUMP_STATS_AT, name), run) for name, run in phases]
+    start = requests.block(_CALLGRIND_START_INSTRUMENTATION)
+    begin = requests.block(_CALLGRIND_DUMP_STATS_AT, "begin")
+    stop = requests.block(_CALLGRIND_STOP_INSTRUMENTATION)
+    request = requests.call
+    gc.collect()
+    gc.disable()
+    request(start)
+    request(begin)
+    for marker, run in plan:
+        outcome = run()
+        if outcome is not None:
+            await outcome
+        request(marker)
+    request(stop)
+    gc.enable()
+
+
+def _nothing() -> None:
+    return None
+
+
 async def child() -> dict[str, Any]:
     """Build the workloads, check them, then count them; returns what it checked."""
     from _floors import floor_a, floor_b
     from joserfc.jwk import RSAKey
 
-    from para_jwt import ParaVerifier
+    from para_jwt import ParaVerifier, SyncParaVerifier
 
     fixture = json.loads(TOKENS_FILE.read_text())
     audience, tokens = fixture["api_key_id"], fixture["tokens"]
@@ -166,13 +216,31 @@ async def child() -> dict[str, Any]:
     signature, split = floor_a("RS256", public_key)
     floor = floor_b("RS256", public_key, fixture["kid"], audience, clock=clock)
     uncached = ParaVerifier(audience, jwks=fixture["jwks"], clock=clock, token_cache_size=0)
-    cached = ParaVerifier(audience, jwks=fixture["jwks"], clock=clock)
+    # The hits go through a key cache, as a server's do (a hit re-checks that its key
+    # is still in a fresh set), warm-started from a stored state so that nothing is
+    # fetched; its monotonic clock is fixed too. The set stays fresh, so the sync
+    # verifier never needs its background loop: no thread is started.
+    key_cache = {
+        "jwks_url": "http://127.0.0.1:9/jwks",  # never fetched
+        "clock": clock,
+        "monotonic": itertools.repeat(1000.0).__next__,
+        "initial_state": {
+            "version": 1,
+            "url": "http://127.0.0.1:9/jwks",
+            "jwks": fixture["jwks"],
+            "fetched_at": fixture["now"],
+            "expires_at": fixture["now"] + 3600,
+        },
+    }
+    cached = ParaVerifier(audience, **key_cache)
+    sync_cached = SyncParaVerifier(audience, **key_cache)
     # Every workload verifies every token, with the right subject, before it is counted.
     for token, subject in zip(tokens, fixture["subjects"], strict=True):
         signature(split(token))
         got = [floor(token)["sub"], (await uncached.verify(token)).user_id]
         got.append((await cached.verify(token)).user_id)
-        if got != [subject] * 3:
+        got.append(sync_cached.verify(token).user_id)
+        if got != [subject] * 4:
             raise SystemExit(f"a workload did not verify a stored token: {got} != {subject}")
     # name -> (the call, is it a coroutine function, what it is given)
     workloads: dict[str, tuple[Callable[[Any], Any], bool, Callable[[int], list[Any]]]] = {
@@ -180,54 +248,25 @@ async def child() -> dict[str, Any]:
         "floor": (floor, False, lambda n: _fresh(tokens, n)),
         "uncached": (uncached.verify, True, lambda n: _fresh(tokens, n)),
         "hit": (cached.verify, True, lambda n: _fresh(tokens, n)),
+        "sync_hit": (sync_cached.verify, False, lambda n: _fresh(tokens, n)),
     }
 
-    requests = _ClientRequests()
-    if requests.call(requests.block(_RUNNING_ON_VALGRIND)) == 0:
-        raise SystemExit("the child must run under valgrind --tool=callgrind")
-    # Each phase: (the dump that ends it, the call, is it async, its inputs), all
-    # made before counting starts.
-    plan: list[tuple[Block, Callable[[Any], Any] | None, bool, list[Any]]] = [
-        (requests.block(_CALLGRIND_DUMP_STATS_AT, "empty"), None, False, [])
-    ]
+    plan: list[tuple[str, Callable[[], Any]]] = []
     for name, (function, is_async, make_inputs) in workloads.items():
+        runner = _run_async if is_async else _run_sync
         for phase, calls in ((f"warm-up {name}", WARMUP[name]), (name, CALLS[name])):
-            plan.append(
-                (
-                    requests.block(_CALLGRIND_DUMP_STATS_AT, phase),
-                    function,
-                    is_async,
-                    make_inputs(calls),
-                )
-            )
-    start = requests.block(_CALLGRIND_START_INSTRUMENTATION)
-    begin = requests.block(_CALLGRIND_DUMP_STATS_AT, "begin")
-    stop = requests.block(_CALLGRIND_STOP_INSTRUMENTATION)
-    request = requests.call
-
-    gc.collect()
-    gc.disable()
-    request(start)
-    request(begin)
-    for marker, call, is_async, inputs in plan:
-        if call is None:
-            pass
-        elif is_async:
-            await _run_async(call, inputs)
-        else:
-            _run_sync(call, inputs)
-        request(marker)
-    request(stop)
-    gc.enable()
+            plan.append((phase, functools.partial(runner, function, make_inputs(calls))))
+    await count_phases(plan)
     await uncached.close()
     await cached.close()
+    sync_cached.close()
     return {"checked_tokens": len(tokens)}
 
 
 # --- the parent: run the child, read the dumps, judge --------------------------------------
 
 
-def _cannot_run() -> str | None:
+def cannot_run() -> str | None:
     """Why the gate cannot run on this machine, or None."""
     if shutil.which("valgrind") is None:
         return "valgrind is not installed (apt-get install valgrind)"
@@ -253,7 +292,7 @@ def _read_dumps(folder: Path) -> dict[str, int]:
     return counts
 
 
-def _compile_sources() -> None:
+def compile_sources() -> None:
     """Write the bytecode caches of para_jwt and the floors before any child runs.
 
     A module compiled from source and the same module loaded from its ``.pyc``
@@ -270,6 +309,22 @@ def _compile_sources() -> None:
 
 def count(valgrind: str, python: str) -> dict[str, int]:
     """One child under callgrind: total instructions of each named phase."""
+    counts = run_counted(valgrind, python, Path(__file__), "--child")
+    expected = {"begin", "empty", *WORKLOADS, *(f"warm-up {w}" for w in WORKLOADS)}
+    if not expected <= counts.keys():
+        raise SystemExit(f"callgrind dumps missing: {sorted(expected - counts.keys())}")
+    return counts
+
+
+def run_counted(valgrind: str, python: str, script: Path, *arguments: str) -> dict[str, int]:
+    """Run ``python script *arguments`` under callgrind: instructions of each named phase.
+
+    The script's child side calls ``count_phases``; the names are its phases' (and
+    ``begin``, ``empty``). Interpreter start-up is not counted.
+
+    Raises:
+        SystemExit: The child failed (its output's tail is in the message).
+    """
     with tempfile.TemporaryDirectory(prefix="para-jwt-callgrind-") as folder:
         # A fixed environment: os.environ's contents are objects in the child too.
         env = {
@@ -285,8 +340,8 @@ def count(valgrind: str, python: str) -> dict[str, int]:
                 "--instr-atstart=no",
                 f"--callgrind-out-file={folder}/callgrind.out",
                 python,
-                __file__,
-                "--child",
+                str(script),
+                *arguments,
             ],
             env=env,
             cwd=BENCHMARKS,
@@ -299,11 +354,7 @@ def count(valgrind: str, python: str) -> dict[str, int]:
                 f"the callgrind child failed ({done.returncode}):\n"
                 f"{done.stdout[-2000:]}{done.stderr[-4000:]}"
             )
-        counts = _read_dumps(Path(folder))
-    expected = {"begin", "empty", *WORKLOADS, *(f"warm-up {w}" for w in WORKLOADS)}
-    if not expected <= counts.keys():
-        raise SystemExit(f"callgrind dumps missing: {sorted(expected - counts.keys())}")
-    return counts
+        return _read_dumps(Path(folder))
 
 
 def per_call(counts: dict[str, int]) -> dict[str, float]:
@@ -318,6 +369,7 @@ def judge(calls: dict[str, float], budget: dict[str, Any]) -> tuple[dict[str, fl
         "uncached_over_floor_beyond_signature": (calls["uncached"] - calls["signature"])
         / (calls["floor"] - calls["signature"]),
         "hit_over_floor": calls["hit"] / calls["floor"],
+        "sync_hit_over_floor": calls["sync_hit"] / calls["floor"],
     }
     breaches = [
         f"{name} is {ratios[name]:.4f}, over the budget of {budget[name]:.4f}"
@@ -387,14 +439,14 @@ def main() -> int:
         make_tokens()
         print(f"written: {TOKENS_FILE}")
         return 0
-    why = _cannot_run()
+    why = cannot_run()
     if why is not None:
         print(f"cannot run the instruction gate: {why}", file=sys.stderr)
         return CANNOT_RUN
     started = time.monotonic()
     valgrind = shutil.which("valgrind")
     assert valgrind is not None
-    _compile_sources()
+    compile_sources()
     runs = [count(valgrind, sys.executable) for _ in range(args.runs)]
     seconds = time.monotonic() - started
     if any(run != runs[0] for run in runs[1:]):

@@ -2,16 +2,13 @@
 
 Verification is CPU work and runs in the caller's thread: a token-cache hit or a
 key already in the key set touches no other thread. Only I/O (fetching Para's
-keys, calling Para's API) runs on one private event loop in a daemon thread, the
-``_LoopThread`` every sync instance shares. It starts on first need and stops
-when the last instance using it closes, or at interpreter exit, after closing
-the instances' HTTP sessions on it (so nothing warns about unclosed sessions).
+keys, calling Para's API) runs on the one background event loop every sync
+instance shares (``_loop_thread.PORTAL``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextlib
 import copy
@@ -20,8 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any, NoReturn, Protocol, Self, TypeVar, Unpack
+from typing import Any, NoReturn, Self, TypeVar, Unpack
 
+from ._loop_thread import PORTAL
 from .api import ParaAPI, SessionInfo
 from .claims import ParaClaims
 from .environments import Environment
@@ -32,135 +30,6 @@ from .verifier import ParaVerifier, _scrubbed, _Unverified
 __all__ = ["SyncParaAPI", "SyncParaVerifier"]
 
 _T = TypeVar("_T")
-
-#: How long interpreter exit waits for the instances' sessions to close.
-_EXIT_TIMEOUT = 5.0
-
-
-class _Closable(Protocol):
-    async def close(self) -> None: ...
-
-
-class _LoopThread:
-    """An event loop running in a daemon thread: a portal for coroutines from sync code.
-
-    ``acquire(owner)`` starts it if needed and registers ``owner``, whose async
-    ``close()`` runs on the loop at ``release(owner)`` or at interpreter exit;
-    the thread stops once no owner is left.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._owners: set[_Closable] = set()
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        """The loop's thread while it runs."""
-        return self._thread
-
-    def acquire(self, owner: _Closable) -> asyncio.AbstractEventLoop:
-        """The running loop, started if needed, with ``owner`` registered on it."""
-        with self._lock:
-            if self._loop is None:
-                self._start()
-            assert self._loop is not None
-            self._owners.add(owner)
-            return self._loop
-
-    def _start(self) -> None:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            try:
-                loop.run_forever()
-            finally:
-                _wind_down(loop)
-
-        thread = threading.Thread(target=run, name=self._name, daemon=True)
-        thread.start()
-        ready.wait()
-        self._loop, self._thread = loop, thread
-        atexit.register(self._at_exit)
-
-    def submit(
-        self, owner: _Closable, coro: Coroutine[Any, Any, _T]
-    ) -> concurrent.futures.Future[_T]:
-        """Schedule ``coro`` on the loop for ``owner``; the caller waits on the future."""
-        loop = self.acquire(owner)
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise ConfigurationError(
-                "a synchronous para_jwt call was made from its own background loop "
-                "(e.g. from an on_event callback): use the async classes there"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, loop)
-
-    def release(self, owner: _Closable) -> None:
-        """Close ``owner`` on the loop; stop the loop if no owner is left."""
-        with self._lock:
-            loop = self._loop
-            if loop is None or owner not in self._owners:
-                return
-            self._owners.discard(owner)
-            stop = not self._owners
-        future = asyncio.run_coroutine_threadsafe(owner.close(), loop)
-        try:
-            future.result()
-        finally:
-            if stop:
-                self._stop_if_unused()
-
-    def _stop_if_unused(self) -> None:
-        with self._lock:
-            if self._owners or self._loop is None:
-                return
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        assert thread is not None
-        atexit.unregister(self._at_exit)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-
-    def _at_exit(self) -> None:
-        with self._lock:
-            loop, owners = self._loop, list(self._owners)
-            self._owners.clear()
-        if loop is None:
-            return
-        for owner in owners:
-            future = asyncio.run_coroutine_threadsafe(owner.close(), loop)
-            try:
-                future.result(_EXIT_TIMEOUT)
-            except Exception:  # exit goes on whatever one close did
-                future.cancel()
-        self._stop_if_unused()
-
-
-def _wind_down(loop: asyncio.AbstractEventLoop) -> None:
-    """Close a stopped loop, in its own thread.
-
-    Whatever a closing instance left pending is cancelled, so no caller waits
-    forever on a loop that no longer runs. Done here, not in the thread that
-    stopped the loop: that one may be running an event loop of its own (an
-    ASGI server's shutdown, an async test), where ``run_until_complete`` fails.
-    """
-    pending = asyncio.all_tasks(loop)
-    for task in pending:
-        task.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.close()
-
-
-#: The one background loop thread shared by every sync instance in the process.
-_PORTAL = _LoopThread("para_jwt-io")
 
 
 def _raise_copy(error: BaseException) -> NoReturn:
@@ -193,24 +62,29 @@ class _SyncCore(ParaVerifier):
         self._refresh_lock = threading.Lock()
         self._refresh_stopped = False
         if self._cache is not None:
-            self._peek = functools.partial(self._peek_and_refresh, self._cache)
+            self._start_refresh = functools.partial(self._refresh_ahead, self._cache)
+            self._peek = self._peek_and_refresh
 
-    def _peek_and_refresh(self, cache: JWKSCache, kid: str) -> VerificationKey | None:
-        """``cache.peek(kid)``, starting the refresh-ahead on the background loop when due."""
-        key = cache.peek(kid)
-        if cache.refresh_due():
-            self._refresh_ahead(cache)
-        return key
+    def _peek_and_refresh(self, kid: str) -> VerificationKey | None:
+        """``peek(kid)``, the refresh-ahead started on the background loop when due."""
+        # The cache asks whether a refresh is due only once its set is past the
+        # refresh point, so a hit costs one more call than an async one, no more.
+        assert self._cache is not None
+        return self._cache.peek(kid, self._start_refresh)
 
     def _refresh_ahead(self, cache: JWKSCache) -> None:
         with self._refresh_lock:
             refreshing = self._refreshing
             if self._refresh_stopped or (refreshing is not None and not refreshing.done()):
                 return
+            # Asked again under the lock: a caller that found a refresh due may
+            # have waited here while another's refresh finished.
+            if not cache.refresh_due():
+                return
             # Its failure is the cache's business (back-off, events, health):
             # requests keep the fresh set they have meanwhile.
             with contextlib.suppress(ConfigurationError):  # from the background loop itself
-                self._refreshing = _PORTAL.submit(self, cache.refresh())
+                self._refreshing = PORTAL.submit(self, cache.refresh())
 
     def stop_refreshing(self) -> None:
         """No refresh-ahead starts after this: the background loop is not restarted."""
@@ -314,17 +188,23 @@ class SyncParaVerifier:
             InvalidTokenError: The token is bad (answer 401); a subclass names why.
             JWKSError: Para's keys cannot be had right now (answer 503).
         """
-        outcome: ParaClaims | _Unverified | None = None
-        try:
-            outcome = self._verifier._verify_locally(token)
+        outcome = self._verifier._verify_locally(token)
+        if type(outcome) is ParaClaims:
+            return outcome
+        del token  # as in ParaVerifier.verify: refusals raised from a frame holding no token
+        if type(outcome) is _Unverified:
+            outcome = self._fetch_and_complete(outcome)
             if type(outcome) is ParaClaims:
                 return outcome
-            assert isinstance(outcome, _Unverified)
-            return self._verifier._complete(outcome, self._key(outcome.kid))
+        assert isinstance(outcome, ParaJWTError)
+        raise outcome
+
+    def _fetch_and_complete(self, unverified: _Unverified) -> ParaClaims | ParaJWTError:
+        """``ParaVerifier._fetch_and_complete``, the key fetched on the background loop."""
+        try:
+            return self._verifier._complete(unverified, self._key(unverified.kid))
         except ParaJWTError as exc:
-            error = exc
-        del token, outcome  # as in ParaVerifier.verify: no frame left holds the token
-        raise _scrubbed(error)
+            return _scrubbed(exc)
 
     def _key(self, kid: str) -> VerificationKey:
         """Fetch the key for ``kid`` on the background loop, one fetch per kid at a time."""
@@ -335,7 +215,7 @@ class SyncParaVerifier:
         with self._fetches_lock:
             future = self._fetches.get(kid)
             if future is None:
-                future = _PORTAL.submit(self._verifier, cache.get_key(kid))
+                future = PORTAL.submit(self._verifier, cache.get_key(kid))
                 self._fetches[kid] = future
                 future.add_done_callback(lambda done: self._fetch_finished(kid, done))
         try:
@@ -361,7 +241,7 @@ class SyncParaVerifier:
         if self._closed:
             coro.close()
             raise JWKSUnavailableError("the verifier is closed")
-        future = _PORTAL.submit(self._verifier, coro)
+        future = PORTAL.submit(self._verifier, coro)
         try:
             return future.result()
         except BaseException as exc:  # re-raised as a private copy
@@ -379,7 +259,7 @@ class SyncParaVerifier:
         """
         self._closed = True
         self._verifier.stop_refreshing()
-        _PORTAL.release(self._verifier)
+        PORTAL.release(self._verifier)
 
     def __enter__(self) -> Self:
         return self
@@ -391,6 +271,13 @@ class SyncParaVerifier:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _SyncAPICore(ParaAPI):
+    """The ParaAPI inside a SyncParaAPI, named so in its errors."""
+
+    __slots__ = ()
+    _called_as = "SyncParaAPI"
 
 
 class SyncParaAPI:
@@ -425,7 +312,7 @@ class SyncParaAPI:
         backoff: float = 0.5,
         max_response_size: int = 64 * 1024,
     ) -> None:
-        self._api = ParaAPI(
+        self._api = _SyncAPICore(
             secret_api_key,
             environment=environment,
             base_url=base_url,
@@ -479,7 +366,7 @@ class SyncParaAPI:
             call.close()
             raise ParaAPIError("the API client is closed")
         try:
-            return _PORTAL.submit(self._api, call).result()
+            return PORTAL.submit(self._api, call).result()
         except ParaJWTError as exc:
             error = exc
         except concurrent.futures.CancelledError:
@@ -489,7 +376,7 @@ class SyncParaAPI:
     def close(self) -> None:
         """Close the HTTP session on the background loop. Safe to call more than once."""
         self._closed = True
-        _PORTAL.release(self._api)
+        PORTAL.release(self._api)
 
     def __enter__(self) -> Self:
         return self

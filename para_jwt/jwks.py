@@ -192,13 +192,16 @@ class JWKSCache:
 
     # --- lookups ---------------------------------------------------------------------
 
-    def peek(self, kid: str) -> VerificationKey | None:
+    def peek(
+        self, kid: str, refresh: Callable[[], object] | None = None
+    ) -> VerificationKey | None:
         """The key for ``kid`` if the cached set is fresh, without I/O; else ``None``.
 
-        Starts a background refresh (on the running loop, if any) once the set
-        is past its refresh point.
+        Past the set's refresh point, starts a refresh on the running event loop;
+        a caller without one (``SyncParaVerifier``) passes ``refresh``, called
+        when ``refresh_due()`` says so. The hot path, hits included: one clock
+        read and one comparison while the set is fresh.
         """
-        # The verify hot path: one clock read and one comparison while fresh.
         cached = self._cached
         if cached is None:
             return None
@@ -206,15 +209,19 @@ class JWKSCache:
         if now >= cached.refresh_at:
             if now >= cached.expires_at:
                 return None
-            self._maybe_refresh_ahead(now)
+            if refresh is None:
+                self._maybe_refresh_ahead(now)
+            elif self.refresh_due():
+                refresh()
         return cached.keyset.keys.get(kid)
 
     def refresh_due(self) -> bool:
         """Whether a refresh-ahead should start now, for callers without an event loop.
 
         ``peek`` starts the refresh-ahead itself on the running event loop; a
-        synchronous caller has none, so it asks this after ``peek`` and runs
-        ``refresh()`` on a loop of its own (``SyncParaVerifier`` does).
+        synchronous caller has none, so ``peek(kid, refresh)`` asks this and
+        calls ``refresh`` (``SyncParaVerifier`` runs ``refresh()`` on a loop of
+        its own).
 
         Returns:
             ``True`` while the cached set is still fresh but past its refresh

@@ -46,9 +46,22 @@ from .jwks import CacheOptions, JWKSCache, JWKSHealth, KeySet, VerificationKey
 
 __all__ = ["ParaVerifier"]
 
-#: A verified token's claims, the key that verified them, and the window in which
-#: a hit is valid without re-reading the payload (see ``_check_times``).
-_CacheEntry = tuple[ParaClaims, VerificationKey, float, float]
+#: A verified token, its claims, the key that verified them, and the window in
+#: which a hit is valid without re-reading the payload (see ``_check_times``).
+_CacheEntry = tuple[str | bytes, ParaClaims, VerificationKey, float, float]
+
+
+def _cache_key(token: str | bytes) -> str | bytes:
+    """The token cache's key for ``token``: its last 32 characters, from its signature.
+
+    Keyed by the whole token, the cache would hash all of it on every request
+    (each request brings a new string, whose hash is not cached yet): for a
+    1.4 KB Para token, over a third of a hit's work (benchmarks/bench_parts.py).
+    The signature's tail is as good a key for a tenth of that. It is only a
+    key: a hit needs the whole token equal to the one verified (``_cached``), so
+    two tokens ending alike cost a miss, never the other's claims.
+    """
+    return token[-32:]
 
 #: Latest timestamp a claim may hold (9999-12-31T23:59:59Z): beyond it, dates overflow.
 _MAX_TIMESTAMP = 253_402_300_799
@@ -265,51 +278,61 @@ class ParaVerifier:
             InvalidTokenError: The token is bad (answer 401); a subclass names why.
             JWKSError: Para's keys cannot be had right now (answer 503).
         """
-        outcome: ParaClaims | _Unverified | None = None
-        try:
-            outcome = self._verify_locally(token)
+        outcome = self._verify_locally(token)
+        if type(outcome) is ParaClaims:
+            return outcome
+        # Refusals are raised from here, where no local holds the token any more,
+        # and without the traceback of the frames that did (see _scrubbed): an
+        # error reporter capturing locals must not find the token.
+        del token
+        if type(outcome) is _Unverified:
+            outcome = await self._fetch_and_complete(outcome)
             if type(outcome) is ParaClaims:
                 return outcome
-            assert isinstance(outcome, _Unverified)
-            assert self._cache is not None
-            return self._complete(outcome, await self._cache.get_key(outcome.kid))
-        except ParaJWTError as exc:
-            error = exc
-        # Raised from here, where no local holds the token any more, without the
-        # traceback of the frames that did: an error reporter capturing locals
-        # must not find the token (see _scrubbed).
-        del token, outcome
-        raise _scrubbed(error)
+        assert isinstance(outcome, ParaJWTError)
+        raise outcome
 
-    def _verify_locally(self, token: str | bytes) -> ParaClaims | _Unverified:
+    def _verify_locally(self, token: str | bytes) -> ParaClaims | _Unverified | ParaJWTError:
         """Everything ``verify`` does without I/O, shared with ``SyncParaVerifier``.
 
         Returns:
             The claims when the token cache or a key already at hand answers;
-            otherwise the parsed, claims-checked token, whose key must be
-            fetched (``JWKSCache.get_key``) and passed to ``_complete``.
+            a refusal, scrubbed (for the caller to raise once its own frame no
+            longer holds the token); otherwise the parsed, claims-checked token,
+            whose key must be fetched and passed to ``_complete``.
         """
-        now = self._clock()
-        # Only exact str and bytes meet the cache: a subclass could redefine __eq__
-        # and __hash__ to match another user's entry, and an unhashable object
-        # must fail as a malformed token, not as a TypeError.
-        cacheable = self._token_cache is not None and (
-            type(token) is str or type(token) is bytes
-        )
-        if cacheable:
-            claims = self._cached(token, now)
-            if claims is not None:
-                return claims
+        try:
+            now = self._clock()
+            # Only exact str and bytes meet the cache: a subclass could redefine
+            # __eq__ and __hash__ to match another user's entry, and an unhashable
+            # object must fail as a malformed token, not as a TypeError.
+            cacheable = self._token_cache is not None and (
+                type(token) is str or type(token) is bytes
+            )
+            if cacheable:
+                claims = self._cached(token, now)
+                if claims is not None:
+                    return claims
 
-        parsed = self._parser.parse(token)
-        valid_until, valid_from = self._check_registered_claims(parsed.payload, now)
-        unverified = _Unverified(
-            token if cacheable else None, parsed.kid, parsed, valid_until, valid_from
-        )
-        if self._pinned is not None:
-            return self._complete(unverified, self._pinned.key(unverified.kid))
-        key = self._peek(unverified.kid)
-        return unverified if key is None else self._complete(unverified, key)
+            parsed = self._parser.parse(token)
+            valid_until, valid_from = self._check_registered_claims(parsed.payload, now)
+            unverified = _Unverified(
+                token if cacheable else None, parsed.kid, parsed, valid_until, valid_from
+            )
+            if self._pinned is not None:
+                return self._complete(unverified, self._pinned.key(unverified.kid))
+            key = self._peek(unverified.kid)
+            return unverified if key is None else self._complete(unverified, key)
+        except ParaJWTError as exc:
+            return _scrubbed(exc)
+
+    async def _fetch_and_complete(self, unverified: _Unverified) -> ParaClaims | ParaJWTError:
+        """Fetch the key ``unverified`` names, then ``_complete``; a refusal is returned."""
+        assert self._cache is not None
+        try:
+            return self._complete(unverified, await self._cache.get_key(unverified.kid))
+        except ParaJWTError as exc:
+            return _scrubbed(exc)
 
     def _complete(self, unverified: _Unverified, key: VerificationKey) -> ParaClaims:
         """Check the signature with ``key``, build the claims and remember the token."""
@@ -330,10 +353,11 @@ class ParaVerifier:
         self._parser.remember_header(parsed)
         token_cache = self._token_cache
         if unverified.token is not None and token_cache is not None:
-            entry = (claims, key, unverified.valid_until, unverified.valid_from)
+            entry = (unverified.token, claims, key, unverified.valid_until, unverified.valid_from)
+            slot = _cache_key(unverified.token)
             # Locked so that concurrent inserts never evict more than they add.
             with self._token_lock:
-                token_cache[unverified.token] = entry
+                token_cache[slot] = entry
                 if len(token_cache) > self._token_cache_size:
                     token_cache.popitem(last=False)
         return claims
@@ -342,10 +366,15 @@ class ParaVerifier:
         """The claims remembered for ``token`` if they still hold at ``now``."""
         token_cache = self._token_cache
         assert token_cache is not None
-        entry = token_cache.get(token)  # one C call on exact str/bytes keys: atomic
+        slot = _cache_key(token)
+        entry = token_cache.get(slot)  # one C call on exact str/bytes keys: atomic
         if entry is None:
             return None
-        claims, key, valid_until, valid_from = entry
+        verified, claims, key, valid_until, valid_from = entry
+        if verified != token:
+            # Another token ending alike (say, a forgery reusing a signature's
+            # tail): a miss, and the entry stays for the token it belongs to.
+            return None
         # A hit is only as good as the key that verified it: when the key left
         # the set (revocation) or the set is not fresh, verify from scratch.
         valid = (
@@ -359,13 +388,13 @@ class ParaVerifier:
         if valid:
             # try is free when nothing is raised; contextlib.suppress is not.
             try:  # noqa: SIM105
-                token_cache.move_to_end(token)
+                token_cache.move_to_end(slot)
             except KeyError:
                 pass  # another thread evicted it since the get above
         else:
             # Expired, not yet valid (the clock went back) or the key is gone:
             # verifying from scratch names the reason from the token itself.
-            token_cache.pop(token, None)
+            token_cache.pop(slot, None)
         return claims if valid else None
 
     def _check_registered_claims(

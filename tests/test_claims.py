@@ -29,6 +29,7 @@ from para_jwt import (
     Wallet,
     WalletType,
 )
+from para_jwt.claims import _member
 
 
 async def verified(payload: dict[str, Any]) -> ParaClaims:
@@ -139,6 +140,24 @@ async def test_unknown_enum_values_are_kept(field: str, value: Any, read: Any) -
     kept = read(await verified(with_data(**{field: value})))
     assert not kept.is_known
     assert kept == (value if isinstance(value, str) else "BITCOIN")
+
+
+@pytest.mark.parametrize("enum", [AuthType, OAuthMethod, WalletType])
+def test_the_member_table_answers_what_the_enum_does(enum: Any) -> None:
+    """``_member`` (a dict lookup, then the enum) against the plain ``enum(value)``."""
+    values = [member.value for member in enum]
+    values += [spelling(v) for v in values for spelling in (str.lower, str.upper, str.title)]
+    # Unknown values, near misses, and a full-width "EVM" that upper-cases to itself.
+    values += ["passkey", "github", "BITCOIN", "", " EVM", "evm\n", "\uff25\uff36\uff2d", "x\x00"]
+    for value in values:
+        plain = enum(value)
+        fast = _member(enum, value)
+        assert type(fast) is type(plain) is enum
+        assert fast == plain
+        assert fast.is_known == plain.is_known
+        assert fast.name == plain.name
+        if plain.is_known:
+            assert fast is plain  # the members themselves, never copies
 
 
 async def test_wallet_type_ignores_case() -> None:

@@ -21,6 +21,7 @@ from para_jwt import (
     InvalidSignatureError,
     MalformedTokenError,
     ParaClaims,
+    ParaJWTError,
     ParaVerifier,
     TokenExpiredError,
     Wallet,
@@ -28,6 +29,7 @@ from para_jwt import (
 )
 from para_jwt.jwks import KeySet
 from para_jwt.testing import MockPara
+from para_jwt.verifier import _cache_key
 from tests.conftest import FakeClock
 
 NOW = 1_800_000_000
@@ -263,10 +265,58 @@ async def test_an_expired_hit_is_refused_and_forgotten(para: MockPara, clock: Fa
     verifier = pinned(para, clock)
     token = para.issue_jwt(expires_in=60)
     await verifier.verify(token)
+    assert _cache_key(token) in verifier._token_cache  # type: ignore[operator]
     clock.advance(60)
     with pytest.raises(TokenExpiredError):
         await verifier.verify(token)
-    assert token not in verifier._token_cache  # type: ignore[operator]
+    assert _cache_key(token) not in verifier._token_cache  # type: ignore[operator]
+
+
+def ending_like(token: str, payload: dict[str, Any]) -> str:
+    """A forgery: ``payload`` under ``token``'s header and signature (so its tail)."""
+    header, _, signature = token.split(".")
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    return f"{header}.{body}.{signature}"
+
+
+async def test_a_token_ending_like_a_cached_one_is_verified_in_full(
+    para: MockPara, clock: FakeClock
+) -> None:
+    """The cache is keyed by a token's tail (``_cache_key``); a hit needs the whole token."""
+    verifier = pinned(para, clock)
+    token = para.issue_jwt()
+    claims = await verifier.verify(token)
+    payload = json.loads(payload_text(para))
+    forged = ending_like(token, payload)
+    assert _cache_key(forged) == _cache_key(token) and forged != token
+    with pytest.raises(InvalidSignatureError):
+        await verifier.verify(forged)
+    with pytest.raises(MalformedTokenError):
+        await verifier.verify("x" + token)
+    assert await verifier.verify(token) is claims  # still cached, not evicted by either
+
+
+async def test_the_token_cache_answers_as_verifying_every_time(
+    para: MockPara, clock: FakeClock
+) -> None:
+    """The plain reference: a verifier with no token cache, on the same tokens in turn."""
+    cached, plain = pinned(para, clock, token_cache_size=2), pinned(para, clock, token_cache_size=0)
+    tokens = [para.issue_jwt(expires_in=60 * (1 + i)) for i in range(3)]
+    other = json.loads(payload_text(para))
+    forgeries = [ending_like(t, other) for t in tokens]
+    # Hits, misses, evictions (size 2 for 3 tokens), forgeries sharing each tail,
+    # bytes next to str, and expiry as the clock moves.
+    sequence = [*tokens, *forgeries, *tokens[::-1], tokens[0].encode(), tokens[0], *forgeries]
+    for step in range(4):
+        for token in sequence:
+            outcomes = []
+            for verifier in (cached, plain):
+                try:
+                    outcomes.append((await verifier.verify(token)).payload.copy())
+                except ParaJWTError as exc:
+                    outcomes.append(type(exc))
+            assert outcomes[0] == outcomes[1], (step, token[-40:])
+        clock.advance(50)
 
 
 @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])

@@ -25,7 +25,13 @@ from tokens import (
 )
 
 from para_jwt import InvalidTokenError, MalformedTokenError, UnsupportedAlgorithmError
-from para_jwt._jws import MAX_JSON_DEPTH, ParsedToken, TokenParser, base64url_decode
+from para_jwt._jws import (
+    MAX_JSON_DEPTH,
+    ParsedToken,
+    TokenParser,
+    base64url_decode,
+    decode_json_object,
+)
 
 RS256_ONLY = frozenset({"RS256"})
 DEFAULT_MAX_SIZE = 16 * 1024
@@ -276,6 +282,38 @@ def test_non_finite_literals_are_refused(part: str, literal: str) -> None:
     raw = json_bytes(base).replace(b"{", b'{"n":' + literal.encode() + b",", 1)
     token = token_with(raw, None) if part == "header" else token_with(None, raw)
     assert_refused(token, says=f"{literal} is not valid JSON")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a":1}',
+        ' {"a":1}\n',
+        '\t\r\n {"a": [1, {"b": 2}]} \r\n\t',
+        '{"a":1} x',
+        '{"a":1}{"b":2}',
+        '{"a":1},',
+        '\x0c{"a":1}',
+        '{"a":1}\x0b',
+        '\u00a0{"a":1}',
+        '{"a":1}\u2028',
+        '{"a":1}\x00',
+        "",
+        " \n",
+        '{"a":1',
+    ],
+)
+def test_the_decoder_takes_what_json_decode_takes_around_the_value(text: str) -> None:
+    """decode_json_object (raw_decode on the stripped text) against JSONDecoder.decode."""
+    try:
+        expected: Any = json.JSONDecoder().decode(text)
+    except ValueError:
+        expected = MalformedTokenError
+    try:
+        got: Any = decode_json_object(text.encode(), "payload")
+    except MalformedTokenError:
+        got = MalformedTokenError
+    assert got == expected
 
 
 def test_integers_beyond_pythons_digit_limit_are_refused_as_malformed() -> None:

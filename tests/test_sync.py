@@ -29,7 +29,7 @@ from para_jwt import (
     SyncParaVerifier,
     TokenExpiredError,
     UnknownKeyError,
-    _sync,
+    _loop_thread,
 )
 from para_jwt.testing import FakeClock, MockPara
 
@@ -48,13 +48,13 @@ def io_threads() -> list[threading.Thread]:
 def count_hops(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the coroutines sync code sends to the background loop."""
     hops = [0]
-    submit = _sync._PORTAL.submit
+    submit = _loop_thread.PORTAL.submit
 
     def counting(owner: Any, coro: Any) -> Any:
         hops[0] += 1
         return submit(owner, coro)
 
-    monkeypatch.setattr(_sync._PORTAL, "submit", counting)
+    monkeypatch.setattr(_loop_thread.PORTAL, "submit", counting)
     return hops
 
 
@@ -296,11 +296,15 @@ def test_sync_api(para: MockPara) -> None:
     assert repr(api).startswith("SyncParaAPI(")
 
 
-def test_sync_constructors_fail_like_async() -> None:
-    with pytest.raises(ConfigurationError):
+def test_sync_constructors_fail_like_async_and_name_themselves() -> None:
+    with pytest.raises(ConfigurationError, match=r"^SyncParaVerifier: "):
         SyncParaVerifier("not-a-uuid", environment="beta")
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match=r"^SyncParaAPI: environment="):
         SyncParaAPI("sandbox_" + "0" * 32, environment="beta", timeout=0)
+    with pytest.raises(ConfigurationError, match=r"^ParaAPI: environment="):
+        para_jwt.ParaAPI("sandbox_" + "0" * 32, environment="beta", timeout=0)
+    with pytest.raises(ConfigurationError, match=r"^SyncParaAPI: timeout"):
+        SyncParaAPI("sandbox_" + "0" * 32, timeout=0)
 
 
 def test_close_during_a_fetch_fails_the_waiting_caller(para: MockPara) -> None:
@@ -376,7 +380,7 @@ def test_the_exit_handler_closes_open_instances_and_stops_the_thread(
     assert para.jwks_requests == 1
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _sync._PORTAL._at_exit()  # what atexit runs
+        _loop_thread.PORTAL._at_exit()  # what atexit runs
         thread.join(10)
         del verifier, api
         gc.collect()

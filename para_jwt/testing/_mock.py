@@ -35,7 +35,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .._freshness import format_http_date, parse_http_date
-from .._sync import SyncParaAPI, SyncParaVerifier, _LoopThread
+from .._loop_thread import LoopThread
+from .._sync import SyncParaAPI, SyncParaVerifier
 from ..api import ParaAPI
 from ..verifier import ParaVerifier
 from . import _fakes
@@ -289,7 +290,7 @@ class MockPara:
 
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
-        self._thread_loop: _LoopThread | None = None
+        self._thread_loop: LoopThread | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -339,7 +340,7 @@ class MockPara:
         """
         if self._thread_loop is not None:
             raise RuntimeError("this MockPara was already started")
-        self._thread_loop = _LoopThread("MockPara")
+        self._thread_loop = LoopThread("MockPara")
         self._thread_loop.submit(self, self.start()).result()
         return self
 
