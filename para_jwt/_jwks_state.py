@@ -15,7 +15,7 @@ from ._jwks_events import JWKSHealth, wall_time
 from ._keys import KeySet
 from .errors import ConfigurationError
 
-__all__ = ["CachedKeys", "cached_keys", "health_of", "read_state", "state_of"]
+__all__ = ["CachedKeys", "cached_keys", "health_of", "restored_keys", "state_of"]
 
 _STATE_VERSION = 1
 
@@ -80,18 +80,6 @@ def cached_keys(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SavedKeys:
-    """An exported state, checked: the keys, and their fetch time and lifetime."""
-
-    keyset: KeySet
-    document: dict[str, Any]
-    etag: str | None
-    last_modified: str | None
-    fetched_wall: float
-    lifetime: float
-
-
 def state_of(
     cached: CachedKeys, url: str, *, wall_now: float, monotonic_now: float
 ) -> dict[str, Any]:
@@ -114,8 +102,31 @@ def state_of(
     }
 
 
-def read_state(state: Mapping[str, Any], url: str) -> SavedKeys:
-    """Check an exported state and re-import its keys under the usual rules.
+def restored_keys(
+    state: Mapping[str, Any],
+    url: str,
+    *,
+    wall_now: float,
+    monotonic_now: float,
+    max_ttl: float,
+    refresh_ahead: bool,
+) -> CachedKeys:
+    """A warm start: an exported state checked, its keys re-imported under the usual rules.
+
+    The state's age is read on the wall clock, the only one two processes share.
+    A state cannot grant itself more lifetime than our own bounds allow: nor by a
+    fetch time in the future (its age is 0, then), nor beyond ``max_ttl``.
+
+    Args:
+        state: What ``state_of`` made (``JWKSCache.export_state``).
+        url: The cache's JWKS URL; the state must have been exported for it.
+        wall_now: The wall clock now.
+        monotonic_now: The monotonic clock now.
+        max_ttl: The cache's longest lifetime for a set.
+        refresh_ahead: As for ``cached_keys``.
+
+    Returns:
+        The entry to cache, on the monotonic clock.
 
     Raises:
         ConfigurationError: It is not a state ``state_of`` made for ``url``.
@@ -134,13 +145,16 @@ def read_state(state: Mapping[str, Any], url: str) -> SavedKeys:
         etag, last_modified = state.get("etag"), state.get("last_modified")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigurationError(f"initial_state is not usable: {exc}") from None
-    return SavedKeys(
+    age = max(wall_now - fetched_at, 0.0)
+    return cached_keys(
         keyset,
         dict(state["jwks"]),
         etag if isinstance(etag, str) else None,
         last_modified if isinstance(last_modified, str) else None,
-        fetched_at,
-        max(expires_at - fetched_at, 0.0),
+        min(max(expires_at - fetched_at, 0.0), max_ttl),
+        fetched_at=monotonic_now - age,
+        fetched_wall=min(fetched_at, wall_now),
+        refresh_ahead=refresh_ahead,
     )
 
 

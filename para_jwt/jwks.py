@@ -29,7 +29,7 @@ from ._jwks_events import (
 )
 from ._jwks_http import FetchError, get_jwks
 from ._jwks_options import CacheOptions, check_options
-from ._jwks_state import CachedKeys, cached_keys, health_of, read_state, state_of
+from ._jwks_state import CachedKeys, cached_keys, health_of, restored_keys, state_of
 from ._keys import (
     KeySet,
     SkippedKey,
@@ -164,7 +164,17 @@ class JWKSCache:
         )
         self._closed = False
         if initial_state is not None:
-            configured_by("JWKSCache", lambda: self._load_state(initial_state))
+            self._cached = configured_by(
+                "JWKSCache",
+                lambda: restored_keys(
+                    initial_state,
+                    self._url,
+                    wall_now=self._clock(),
+                    monotonic_now=self._monotonic(),
+                    max_ttl=self._max_ttl,
+                    refresh_ahead=self._refresh_ahead,
+                ),
+            )
 
     def __repr__(self) -> str:
         return f"JWKSCache({self._url!r})"
@@ -506,21 +516,3 @@ class JWKSCache:
         if cached is None:
             return None
         return state_of(cached, self._url, wall_now=self._clock(), monotonic_now=self._monotonic())
-
-    def _load_state(self, state: Mapping[str, Any]) -> None:
-        saved = read_state(state, self._url)
-        # The state's age, on the wall clock (the only one two processes share).
-        # A state cannot grant itself more lifetime than our own bounds allow: nor
-        # by a fetch time in the future (age 0, then), nor beyond max_ttl.
-        wall, now = self._clock(), self._monotonic()
-        age = max(wall - saved.fetched_wall, 0.0)
-        self._cached = cached_keys(
-            saved.keyset,
-            saved.document,
-            saved.etag,
-            saved.last_modified,
-            min(saved.lifetime, self._max_ttl),
-            fetched_at=now - age,
-            fetched_wall=min(saved.fetched_wall, wall),
-            refresh_ahead=self._refresh_ahead,
-        )
