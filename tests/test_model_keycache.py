@@ -24,6 +24,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -505,6 +506,7 @@ def run_machine(
     print("\n" + figures.line(machine.__name__, time.monotonic() - started))
 
 
+@pytest.mark.budget
 def test_the_key_cache_keeps_the_documented_rules() -> None:
     # quick: 20 examples run every rule (flood 6 times, close once; 8 never flood).
     run_machine(KeyCacheMachine, FIGURES, examples=60, quick=20, steps=40, share=0.7)

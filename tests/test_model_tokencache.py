@@ -273,6 +273,7 @@ class ThreadedTokenCacheMachine(TokenCacheMachine):
     threads = 4
 
 
+@pytest.mark.budget
 def test_the_token_cache_keeps_its_rules() -> None:
     # quick: 20 examples run every rule at least 12 times.
     run_machine(

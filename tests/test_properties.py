@@ -77,6 +77,10 @@ def budget(examples: int, **options: Any) -> settings:
     )
 
 
+# `make test` runs this file in the quick profile; `make slow-checks` (`-m budget`) runs it
+# again in the CI one.
+pytestmark = pytest.mark.budget
+
 # MockPara and its clock are per test, shared by the examples of that test on purpose.
 _SHARED_FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
