@@ -52,10 +52,10 @@ PYTEST_WORKERS ?= 2
 # every module it imports again, and pytest rewrites every test module again (about
 # 2 s of each worker's collection, 1 s of each `python -m pytest` subprocess).
 unexport PYTHONDONTWRITEBYTECODE
-# The core of the library on the other interpreters: tokens and signatures, claims,
-# the key cache's clocks, the sync facade's threads and loops.
-OTHER_PYTHONS_SMOKE = tests/test_jws.py tests/test_claims.py tests/test_jwks_clocks.py \
-	tests/test_sync.py
+# What most depends on the interpreter, on the other ones: signatures (the crypto
+# bindings), the key cache's HTTP and clocks (asyncio, aiohttp), the sync facade's
+# threads and loops. About 12 CPU-seconds each.
+OTHER_PYTHONS_SMOKE = tests/test_jws.py tests/test_jwks_clocks.py tests/test_sync.py
 # The reduced profile of `make check` on the other interpreters: everything but what does
 # not depend on the interpreter (packaging, docs examples, benchmark and fuzz smoke runs,
 # the pytest plugin and MockPara's own tests) and the slowest tests (property tests, a
