@@ -123,9 +123,12 @@ class ExampleServer:
         [script] = argv
         out, err = cwd.parent / "stdout.txt", cwd.parent / "stderr.txt"
         request = {
-            "script": script, "cwd": str(cwd), "stdout": str(out), "stderr": str(err),
+            "script": script,
+            "cwd": str(cwd),
+            "stdout": str(out),
+            "stderr": str(err),
             "timeout": TIMEOUT,
-        }  # fmt: skip
+        }
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         returncode = self.answer()["returncode"]
@@ -160,7 +163,7 @@ def run_fresh(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-Runner = Callable[[list[str], Path], "subprocess.CompletedProcess[str]"]
+Runner = Callable[[list[str], Path], subprocess.CompletedProcess[str]]
 
 
 def run_example(code: str, tmp_path: Path, run_script: Runner) -> subprocess.CompletedProcess[str]:
