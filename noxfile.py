@@ -1,9 +1,10 @@
 """The test suite on every supported interpreter this machine has.
 
 ``nox`` runs the whole suite on each of Python 3.11, 3.12 and 3.13 that it finds, in a
-virtualenv of its own (``.nox/``, reused between runs). ``make test`` runs the suite on
-``.venv``'s interpreter itself and asks nox only for the others, with the reduced
-profile described in the Makefile (``nox -s tests -p 3.12 3.13 -- <pytest args>``).
+virtualenv of its own (``.nox/``, reused between runs). ``make test`` and ``make check``
+run the suite on ``.venv``'s interpreter themselves and ask nox only for the others
+(``nox -s tests -p 3.12 -- <pytest args>``): ``make test`` for a smoke run of a few
+core test files, ``make check`` for the reduced profile described in the Makefile.
 
 Interpreters are looked up on ``PATH`` and, when pyenv is installed, among pyenv's
 versions (``~/.pyenv/versions/3.12.*``), so a machine whose global pyenv version is 3.11

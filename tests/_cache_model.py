@@ -395,9 +395,11 @@ async def drain(
 
 # --- profiles and figures -----------------------------------------------------------------
 
-#: ``MODEL_PROFILE=ci`` (default): derandomized and bounded (about 30 s for all
-#: machines). ``MODEL_PROFILE=long`` (``make model``): random seeds, batches of
-#: examples until ``MODEL_MINUTES`` have passed.
+#: ``MODEL_PROFILE=ci`` (default; ``make check``, so CI): derandomized and bounded
+#: (about 30 s for all machines). ``MODEL_PROFILE=quick`` (``make test``): the same
+#: with fewer examples, still enough for every rule of each machine to run.
+#: ``MODEL_PROFILE=long`` (``make model``): random seeds, batches of examples until
+#: ``MODEL_MINUTES`` have passed.
 PROFILE = os.environ.get("MODEL_PROFILE", "ci")
 MINUTES = float(os.environ.get("MODEL_MINUTES", "20"))
 
@@ -419,6 +421,7 @@ settings.register_profile(
 
 
 def model_settings(examples: int, steps: int) -> settings:
+    # ``quick`` is ``ci`` with the smaller count the caller passes.
     profile = settings.get_profile("model-long" if PROFILE == "long" else "model-ci")
     return settings(profile, max_examples=examples, stateful_step_count=steps)
 

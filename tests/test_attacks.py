@@ -493,6 +493,7 @@ def set_claim(payload: dict[str, Any], path: tuple[str | int, ...], value: Any) 
     return payload
 
 
+@pytest.mark.slow  # 300 examples, 20 s; make test: tests/test_properties.py's payload property
 @settings(max_examples=300, deadline=None)
 @given(path=st.sampled_from(CLAIM_PATHS), value=JSON_VALUES)
 async def test_any_claim_value_is_accepted_or_an_invalid_token(
@@ -508,6 +509,7 @@ async def test_any_claim_value_is_accepted_or_an_invalid_token(
         assert claims.payload == payload
 
 
+@pytest.mark.slow  # 300 examples, 20 s; make test: tests/test_properties.py's mutations
 @settings(max_examples=300, deadline=None)
 @given(
     edits=st.lists(

@@ -471,7 +471,8 @@ def into_head(*argv: str) -> tuple[int, str, str]:
     return producer.wait(60), head.stdout, err
 
 
-@pytest.mark.parametrize("attempt", range(3))
+# Three attempts for a race between the pipe's close and the write; make test runs one.
+@pytest.mark.parametrize("attempt", [0, *(pytest.param(n, marks=pytest.mark.slow) for n in (1, 2))])
 async def test_a_closed_stdout_ends_quietly_with_the_real_exit_code(
     mock_para: MockPara, attempt: int
 ) -> None:

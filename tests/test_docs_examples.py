@@ -1,23 +1,33 @@
 """Every Python example in README.md and docs/ runs, as a reader would run it.
 
-Each ```python block is a standalone script: it runs in a subprocess from an empty
-directory, in Python's development mode (``-X dev``: asyncio's debug checks, such as
-a loop touched from another thread, raise), with ``-W error::ResourceWarning`` and
-no ``PYTHONPATH`` (the installed package is what it imports), and must exit 0 within
-60 s without aiohttp reporting an unclosed session or connector. A block that
+Each ```python block is a standalone script: it runs in a process of its own from an
+empty directory, in Python's development mode (``-X dev``: asyncio's debug checks,
+such as a loop touched from another thread, raise), with ``-W error::ResourceWarning``
+and no ``PYTHONPATH`` (the installed package is what it imports), and must exit 0
+within 60 s without aiohttp reporting an unclosed session or connector. A block that
 defines ``test_`` functions is a test module: pytest runs it, and every test in it
 must pass. A line ``--8<-- "path"`` inside a block (pymdownx.snippets) is replaced
 by that file, read from the repository's root, as MkDocs does.
+
+A script's process is a fork of tests/_example_server.py, started once per pytest
+worker with those flags and that environment, which has already imported what the
+examples import: a fresh interpreter would spend most of an example's second on
+imports.
+``test_the_fork_server_runs_a_script_as_a_fresh_interpreter_does`` holds it to a
+fresh interpreter.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +37,7 @@ FENCE = re.compile(r"^```python[^\n]*\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
 SNIPPET = re.compile(r'^[ \t]*--8<--[ \t]+"(?P<path>[^"]+)"[ \t]*$', re.M)
 TEST_FUNCTION = re.compile(r"^(?:async )?def (test_\w+)\(", re.M)
 UNCLOSED = ("Unclosed client session", "Unclosed connector")
+
 
 @dataclass(frozen=True)
 class Example:
@@ -73,25 +84,106 @@ def examples_in(page: Path) -> list[Example]:
 EXAMPLES = [example for page in pages() for example in examples_in(page)]
 
 
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+SERVER = Path(__file__).resolve().parent / "_example_server.py"
+FLAGS = ("-X", "dev", "-W", "error::ResourceWarning")
+TIMEOUT = 60
+
+
+def environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+class ExampleServer:
+    """tests/_example_server.py: runs each example in a fork of a preloaded interpreter."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        with log.open("w") as stderr:
+            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and file)
+                [sys.executable, *FLAGS, str(SERVER)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=environment(),
+                text=True,
+            )
+        self.answer()  # {"ready": true} once its imports are done
+
+    def answer(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the example server stopped:\n{self.log.read_text()}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def run(self, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        """``python -X dev -W error::ResourceWarning script.py`` in ``cwd``, output captured."""
+        assert self.process.stdin is not None
+        [script] = argv
+        out, err = cwd.parent / "stdout.txt", cwd.parent / "stderr.txt"
+        request = {
+            "script": script,
+            "cwd": str(cwd),
+            "stdout": str(out),
+            "stderr": str(err),
+            "timeout": TIMEOUT,
+        }
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        returncode = self.answer()["returncode"]
+        return subprocess.CompletedProcess(argv, returncode, out.read_text(), err.read_text())
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(TIMEOUT)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def example_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleServer]:
+    server = ExampleServer(tmp_path_factory.mktemp("example-server") / "stderr.txt")
+    yield server
+    server.close()
+
+
+def run_fresh(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The plain way the server stands in for: a new interpreter."""
     return subprocess.run(  # noqa: S603 (our own interpreter and files)
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, *FLAGS, *argv],
+        cwd=cwd,
+        env=environment(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
     )
 
 
-def run_example(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` as a script, or with pytest if it is a test module."""
+Runner = Callable[[list[str], Path], subprocess.CompletedProcess[str]]
+
+
+def run_example(code: str, tmp_path: Path, run_script: Runner) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` as a script with ``run_script``, or with pytest in a fresh
+    interpreter if it is a test module, from an empty directory in ``tmp_path``.
+
+    A test module does not use the fork server: ``pytest`` rewrites the asserts of
+    each plugin's package (para_jwt's among them) as it imports it, which it could
+    not do for the modules a server had imported.
+    """
+    cwd = tmp_path / "example"
+    cwd.mkdir(parents=True)
     if TEST_FUNCTION.search(code):
         (cwd / "test_example.py").write_text(code)
         (cwd / "pytest.ini").write_text(
             "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
         )
-        command = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"]
-    else:
-        (cwd / "example.py").write_text(code)
-        command = ["example.py"]
-    return run([sys.executable, "-X", "dev", "-W", "error::ResourceWarning", *command], cwd)
+        return run_fresh(["-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"], cwd)
+    (cwd / "example.py").write_text(code)
+    return run_script(["example.py"], cwd)
 
 
 def problems(code: str, result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -107,8 +199,8 @@ def problems(code: str, result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
-def test_the_example_runs(example: Example, tmp_path: Path) -> None:
-    result = run_example(example.code, tmp_path)
+def test_the_example_runs(example: Example, tmp_path: Path, example_server: ExampleServer) -> None:
+    result = run_example(example.code, tmp_path, example_server.run)
     found = problems(example.code, result)
     assert not found, (
         f"{example.name}: {', '.join(found)}\n"
@@ -127,17 +219,59 @@ def test_every_python_block_is_found() -> None:
         assert examples_in(ROOT / "docs" / f"{name}.md"), f"docs/{name}.md has no Python example"
 
 
-def test_an_unclosed_session_is_caught(tmp_path: Path) -> None:
-    leaky = (
-        "import asyncio\nimport aiohttp\n\n"
-        "async def main():\n    aiohttp.ClientSession()\n\nasyncio.run(main())\n"
-    )
-    assert "'Unclosed client session' on stderr" in problems(leaky, run_example(leaky, tmp_path))
+LEAKY = (
+    "import asyncio\nimport aiohttp\n\n"
+    "async def main():\n    aiohttp.ClientSession()\n\nasyncio.run(main())\n"
+)
+FAILING_TEST_MODULE = "def test_one():\n    pass\n\n\ndef test_two():\n    assert 1 == 2\n"
 
 
-def test_a_failing_test_module_is_caught(tmp_path: Path) -> None:
-    code = "def test_one():\n    pass\n\n\ndef test_two():\n    assert 1 == 2\n"
-    assert problems(code, run_example(code, tmp_path))
+def test_an_unclosed_session_is_caught(tmp_path: Path, example_server: ExampleServer) -> None:
+    result = run_example(LEAKY, tmp_path, example_server.run)
+    assert "'Unclosed client session' on stderr" in problems(LEAKY, result)
+
+
+def test_a_failing_test_module_is_caught(tmp_path: Path, example_server: ExampleServer) -> None:
+    result = run_example(FAILING_TEST_MODULE, tmp_path, example_server.run)
+    assert problems(FAILING_TEST_MODULE, result) == ["exit status 1", "expected 2 passed tests"]
+
+
+# What a script can see of how it was started; the modules the server preloaded
+# are the one intended difference.
+PROBE = """\
+import json, os, sys, threading, warnings
+
+def annotated(x: int) -> None: ...
+
+print(json.dumps({
+    "name": __name__, "file": os.path.relpath(__file__), "argv": sys.argv,
+    "path0_is_here": sys.path[0] == os.getcwd(), "here": sorted(os.listdir()),
+    "flags": repr(sys.flags), "warnings": repr(warnings.filters),
+    "threads": threading.active_count(), "stdin": sys.stdin.read(),
+    "pythonpath": os.environ.get("PYTHONPATH"), "annotations": repr(annotated.__annotations__),
+}))
+print("to stderr", file=sys.stderr)
+raise SystemExit(3)
+"""
+
+
+RAISES = "def fail():\n    raise ValueError('as a reader would see it')\n\n\nfail()\n"
+
+
+@pytest.mark.parametrize("code", [PROBE, LEAKY, RAISES], ids=["probe", "leak", "raises"])
+def test_the_fork_server_runs_a_script_as_a_fresh_interpreter_does(
+    code: str, tmp_path: Path, example_server: ExampleServer
+) -> None:
+    served = run_example(code, tmp_path / "served", example_server.run)
+    fresh = run_example(code, tmp_path / "fresh", run_fresh)
+    assert served.returncode == fresh.returncode
+    assert problems(code, served) == problems(code, fresh) != []
+    if code is PROBE:
+        assert json.loads(served.stdout) == json.loads(fresh.stdout)
+        assert served.stderr == fresh.stderr == "to stderr\n"
+    if code is RAISES:
+        where = str(tmp_path / "served"), str(tmp_path / "fresh")
+        assert served.stderr.replace(*where) == fresh.stderr
 
 
 def test_a_snippet_is_read_from_the_repository_and_a_missing_one_fails() -> None:

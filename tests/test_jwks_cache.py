@@ -168,6 +168,8 @@ async def test_a_rotated_key_is_found_without_restart(para: MockPara, clock: Fak
         assert para.jwks_requests == 2
 
 
+@pytest.mark.slow  # 10,000 tokens, 15 s; make test: the refetch-budget tests below and in
+# tests/test_properties.py
 async def test_a_random_kid_flood_is_bounded_and_a_real_rotation_still_gets_through(
     para: MockPara, clock: FakeClock
 ) -> None:

@@ -273,15 +273,25 @@ class ThreadedTokenCacheMachine(TokenCacheMachine):
     threads = 4
 
 
+@pytest.mark.budget
 def test_the_token_cache_keeps_its_rules() -> None:
+    # quick: 20 examples run every rule at least 12 times.
     run_machine(
-        TokenCacheMachine, FIGURES, examples=80, steps=40, share=0.15 if THREAD_SAFE else 0.3
+        TokenCacheMachine,
+        FIGURES,
+        examples=80,
+        quick=20,
+        steps=40,
+        share=0.15 if THREAD_SAFE else 0.3,
     )
 
 
 @pytest.mark.skipif(not THREAD_SAFE, reason="the thread-safe verifier is not on this branch")
 def test_the_token_cache_keeps_its_rules_across_threads() -> None:
-    run_machine(ThreadedTokenCacheMachine, THREADED_FIGURES, examples=15, steps=25, share=0.15)
+    # quick as ci: with 5 examples, four of its ten rules never run.
+    run_machine(
+        ThreadedTokenCacheMachine, THREADED_FIGURES, examples=15, quick=15, steps=25, share=0.15
+    )
 
 
 def test_regression_a_token_cache_hit_does_not_outlive_its_key() -> None:

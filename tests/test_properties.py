@@ -9,13 +9,15 @@
 4. Any key-set document, imported directly or fetched over HTTP, never crashes
    the cache and never yields a usable private, symmetric, weak or malformed key.
 
-Budgets: the default profile ``ci`` is derandomized (the same examples on every
-run, no example database) and bounded so this file runs in well under a minute.
-For a deeper search, with random seeds and the local example database::
+Budgets: the default profile ``ci`` (what ``make check``, so CI, runs) is
+derandomized (the same examples on every run, no example database) and bounded so
+this file runs in well under a minute. ``make test`` runs the profile ``quick``:
+the same, with a fifth of the examples. For a deeper search, with random seeds and
+the local example database::
 
     HYPOTHESIS_PROFILE=long .venv/bin/pytest tests/test_properties.py
 
-(``long`` runs 50 times the examples; ``HYPOTHESIS_SCALE=<n>`` sets the factor.)
+(``long`` runs 50 times the examples; ``HYPOTHESIS_SCALE=<x>`` sets the factor.)
 Verifiers with a pinned key set are driven without an event loop: they must
 never wait on I/O, and ``_drive`` fails the test if one does.
 """
@@ -61,14 +63,23 @@ from para_jwt.testing import FakeClock, MockPara
 # --- budgets ---------------------------------------------------------------------------
 
 settings.register_profile("ci", deadline=None, derandomize=True, database=None, print_blob=True)
+settings.register_profile("quick", settings.get_profile("ci"))
 settings.register_profile("long", deadline=None, print_blob=True)
 _PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-_SCALE = int(os.environ.get("HYPOTHESIS_SCALE", "1" if _PROFILE == "ci" else "50"))
+_SCALE = float(
+    os.environ.get("HYPOTHESIS_SCALE", {"quick": "0.2", "long": "50"}.get(_PROFILE, "1"))
+)
 
 
 def budget(examples: int, **options: Any) -> settings:
-    return settings(settings.get_profile(_PROFILE), max_examples=examples * _SCALE, **options)
+    return settings(
+        settings.get_profile(_PROFILE), max_examples=max(1, round(examples * _SCALE)), **options
+    )
 
+
+# `make test` runs this file in the quick profile; `make slow-checks` (`-m budget`) runs it
+# again in the CI one.
+pytestmark = pytest.mark.budget
 
 # MockPara and its clock are per test, shared by the examples of that test on purpose.
 _SHARED_FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

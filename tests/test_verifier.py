@@ -314,6 +314,7 @@ JSON_VALUES = st.recursive(
 JWK_MEMBERS = ["kty", "kid", "alg", "use", "key_ops", "crv", "n", "e", "x", "y", "d", "k"]
 
 
+@pytest.mark.slow  # 300 key sets, 13 s; make test: tests/test_properties.py's key-set property
 @settings(max_examples=300, deadline=None)
 @given(
     base=st.sampled_from([OTHER.jwk(), ec_key().jwk(), ed25519_key().jwk()]),
