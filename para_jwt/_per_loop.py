@@ -163,19 +163,22 @@ class PerLoopFlight(Generic[T]):
         if not elsewhere:
             return False
         loop, task = elsewhere[0]
+        finished = here.create_future()
+
+        def tell_here(_: asyncio.Future[T]) -> None:  # runs on the other loop
+            with contextlib.suppress(RuntimeError):  # this loop closed meanwhile
+                here.call_soon_threadsafe(_set_done, finished)
+
+        # A callback, not a coroutine run there: a loop that closes before running
+        # it drops it silently, where a coroutine never started would be reported
+        # as "never awaited" (and fail a run with warnings as errors).
         try:
-            waited = asyncio.run_coroutine_threadsafe(asyncio.wait([task]), loop)
+            loop.call_soon_threadsafe(task.add_done_callback, tell_here)
         except RuntimeError:  # that loop closed meanwhile
             return False
-        # Bounded: a loop that closes before running the wait never answers.
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(waited), patience)
-        except TimeoutError:
-            pass
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # this caller was cancelled, not the wait on the other loop
+        # Bounded: a loop that closes before running the callback never answers.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finished, patience)
         return True
 
     async def cancel_all(self) -> None:
@@ -196,3 +199,8 @@ class PerLoopFlight(Generic[T]):
         for task in awaited:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():  # wait_for may have cancelled it on timeout
+        future.set_result(None)

@@ -8,6 +8,7 @@ test can open and close as many loops as it likes, as a Flask-style wrapper
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import warnings
 from collections import Counter
@@ -28,6 +29,7 @@ from para_jwt import (
     ParaJWTError,
     ParaVerifier,
 )
+from para_jwt._per_loop import PerLoopFlight
 from para_jwt.testing import FakeClock, MockPara
 
 T = TypeVar("T")
@@ -283,3 +285,25 @@ def test_close_cancels_a_fetch_in_flight_on_another_running_loop(
     other.join(1.5)  # well before the 2 s answer: the fetch was cancelled
     assert not other.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], JWKSUnavailableError)
+
+
+def test_waiting_on_a_loop_that_closes_before_answering_leaves_nothing_behind() -> None:
+    # A fetch in flight on another loop, which stops running and then closes without
+    # running what the waiting caller scheduled there. The caller gives up after its
+    # patience; nothing it scheduled may outlive that loop as a coroutine never
+    # awaited (a RuntimeWarning, an error under -W error: it failed a CI run).
+    flights: PerLoopFlight[None] = PerLoopFlight(lambda: JWKSUnavailableError("stopped"))
+    other = asyncio.new_event_loop()
+    other.set_exception_handler(lambda loop, context: None)  # the abandoned fetch's task
+
+    async def start_a_fetch() -> None:
+        flights.start(asyncio.Event().wait())
+
+    other.run_until_complete(start_a_fetch())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert asyncio.run(flights.wait_elsewhere(0.01)) is True  # gave up waiting
+        other.close()
+        del other
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
