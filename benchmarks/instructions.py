@@ -379,8 +379,17 @@ def judge(calls: dict[str, float], budget: dict[str, Any]) -> tuple[dict[str, fl
     return ratios, breaches
 
 
+#: Least headroom of the cache-hit budgets. A hit is ~9k instructions, and its count
+#: moves with memory layout (CPython's method cache indexes by address) by up to 8 %:
+#: an edit to this script alone moved it from 8,672 to 9,388 (benchmarks/README.md).
+HIT_HEADROOM = 0.10
+
+
 def write_budget(ratios: dict[str, float], headroom: float, python: str) -> dict[str, Any]:
-    budget: dict[str, Any] = {name: round(v * (1 + headroom), 4) for name, v in ratios.items()}
+    budget: dict[str, Any] = {
+        name: round(v * (1 + (max(headroom, HIT_HEADROOM) if "hit" in name else headroom)), 4)
+        for name, v in ratios.items()
+    }
     budget["measured"] = {name: round(value, 4) for name, value in ratios.items()}
     budget["headroom"] = headroom
     budget["python"] = python

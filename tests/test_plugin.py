@@ -137,7 +137,7 @@ def test_the_fixtures_work_in_a_users_project(pytester: pytest.Pytester, mode: s
 
 def test_the_readme_example_passes(pytester: pytest.Pytester) -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = readme[readme.index("### pytest fixtures") :]
+    section = readme[readme.index("## Testing your app") :]
     example = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert example is not None
     pytester.makepyfile(test_readme=example.group(1))
@@ -145,7 +145,7 @@ def test_the_readme_example_passes(pytester: pytest.Pytester) -> None:
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
     )
     result = pytester.runpytest(*QUICK, "-W", "ignore::pytest.PytestAssertRewriteWarning")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=2)
 
 
 def test_pytest_fixtures_lists_them_with_their_docs(pytester: pytest.Pytester) -> None:
