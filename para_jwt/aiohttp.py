@@ -70,7 +70,6 @@ from ._http import (
     Refused,
     Rejection,
     RejectionError,
-    Requirements,
     verify_bearer,
     verify_token,
 )
@@ -80,6 +79,7 @@ from ._http_options import (
     check_realm,
     refuse_unknown,
 )
+from ._requirements import Requirements
 from .api import ParaAPI
 from .claims import AuthType, ParaClaims, WalletType
 from .errors import ConfigurationError

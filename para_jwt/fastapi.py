@@ -51,7 +51,6 @@ from ._http import (
     Gate,
     Refused,
     Rejection,
-    Requirements,
     log_rejection,
     verify_bearer,
 )
@@ -68,6 +67,7 @@ from ._http_session import (
     verification_token_body,
     verification_token_header,
 )
+from ._requirements import Requirements
 from .api import ParaAPI, SessionInfo
 from .claims import AuthType, ParaClaims, WalletType
 from .errors import ConfigurationError, ParaJWTError

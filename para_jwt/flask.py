@@ -48,7 +48,6 @@ from ._http import (
     Gate,
     Refused,
     Rejection,
-    Requirements,
     log_rejection,
 )
 from ._http_options import check_max_body_size, check_realm, refuse_unknown
@@ -59,6 +58,7 @@ from ._http_session import (
     verification_token_header,
 )
 from ._http_sync import check_session, verify_bearer
+from ._requirements import Requirements
 from .api import SessionInfo
 from .claims import AuthType, ParaClaims, WalletType
 from .errors import ConfigurationError

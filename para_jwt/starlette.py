@@ -40,7 +40,6 @@ from ._http import (
     Gate,
     Refused,
     Rejection,
-    Requirements,
     log_rejection,
     verify_bearer,
 )
@@ -49,6 +48,7 @@ from ._http_options import (
     check_callable,
     check_realm,
 )
+from ._requirements import Requirements
 from .claims import AuthType, ParaClaims, WalletType
 from .errors import ConfigurationError
 from .verifier import ParaVerifier

@@ -15,7 +15,8 @@ from typing import Final
 from django.http import HttpRequest, HttpResponse
 
 from .. import _http, _http_sync
-from .._http import Absent, Refused, Rejection, Requirements
+from .._http import Absent, Refused, Rejection
+from .._requirements import Requirements
 from ..claims import ParaClaims
 from ._settings import para, refusal_response
 

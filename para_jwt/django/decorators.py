@@ -11,8 +11,8 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.views import View
 
-from .._http import Requirements
 from .._http_options import refuse_unknown
+from .._requirements import Requirements
 from ..claims import AuthType, ParaClaims, WalletType
 from ..errors import ConfigurationError
 from ._auth import CLAIMS_ATTRIBUTE, aauthenticate, admit, authenticate

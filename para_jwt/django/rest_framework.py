@@ -39,7 +39,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from .._http import Absent, Refused, Rejection, Requirements
+from .._http import Absent, Refused, Rejection
+from .._requirements import Requirements
 from ..claims import AuthType, ParaClaims, WalletType
 from ._auth import CLAIMS_ATTRIBUTE, authenticate, recorded_refusal
 from ._settings import answer, log_refusal, para
