@@ -190,9 +190,13 @@ async def _stop_listening(listener: asyncio.Server) -> None:
     of the web server (which ``AppRunner.cleanup`` closes), and only then close.
     """
     loop = asyncio.get_running_loop()
-    for sock in listener.sockets:
-        loop.remove_reader(sock.fileno())
-    await asyncio.sleep(0)
+    # The two-step accept is the selector loop's (Linux's and macOS's default);
+    # other loops (Windows' proactor, uvloop) accept otherwise and may not
+    # support remove_reader, so they just close.
+    if isinstance(loop, asyncio.SelectorEventLoop):
+        for sock in listener.sockets:
+            loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0)
     listener.close()
 
 
