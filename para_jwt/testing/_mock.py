@@ -178,6 +178,28 @@ class _Session:
 _Fault = Callable[[web.Request, _Answer], web.StreamResponse]
 
 
+async def _stop_listening(listener: asyncio.Server) -> None:
+    """Close ``listener`` without leaking a connection it accepted at that moment.
+
+    asyncio accepts a connection in one loop iteration and makes its transport in
+    the next. A server closed in between makes that transport fail (CPython 3.11
+    to 3.13), and the accepted socket stays open until some later garbage
+    collection warns about an unclosed transport, in whatever test runs then. A
+    client connecting just as a test ends is enough. So: stop accepting, give
+    what was already accepted the one iteration it needs to become a connection
+    of the web server (which ``AppRunner.cleanup`` closes), and only then close.
+    """
+    loop = asyncio.get_running_loop()
+    # The two-step accept is the selector loop's (Linux's and macOS's default);
+    # other loops (Windows' proactor, uvloop) accept otherwise and may not
+    # support remove_reader, so they just close.
+    if isinstance(loop, asyncio.SelectorEventLoop):
+        for sock in listener.sockets:
+            loop.remove_reader(sock.fileno())
+        await asyncio.sleep(0)
+    listener.close()
+
+
 def _drop(request: web.Request, answer: _Answer) -> web.StreamResponse:
     # Closing the transport before aiohttp writes anything makes the client see
     # the server hang up mid-request; aiohttp treats the write that then fails as
@@ -289,6 +311,7 @@ class MockPara:
         self._requests: list[RecordedRequest] = []
 
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
         self._port: int | None = None
         self._thread_loop: LoopThread | None = None
 
@@ -307,17 +330,28 @@ class MockPara:
         # close() wait for it.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
         await runner.setup()
+        assert runner.server is not None  # set by setup()
         try:
-            await web.TCPSite(runner, self._host, self._requested_port).start()
+            # A listener of our own rather than a ``web.TCPSite``: close() must stop
+            # it accepting before it closes it (see ``_stop_listening``).
+            listener = await asyncio.get_running_loop().create_server(
+                runner.server, self._host, self._requested_port
+            )
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        self._port = runner.addresses[0][1]
+        self._listener = listener
+        self._port = listener.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         """Stop listening and drop open connections. Safe to call more than once."""
+        if self._listener is not None:
+            await _stop_listening(self._listener)
+            self._listener = None
         if self._runner is not None:
+            # Closes every connection, the ones accepted just before the listener
+            # closed too, after a short grace for handlers still running.
             await self._runner.cleanup()
 
     async def __aenter__(self) -> Self:
