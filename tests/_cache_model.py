@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 import para_jwt
 from para_jwt.testing import FakeClock, MockPara
@@ -424,6 +424,17 @@ def model_settings(examples: int, steps: int) -> settings:
     # ``quick`` is ``ci`` with the smaller count the caller passes.
     profile = settings.get_profile("model-long" if PROFILE == "long" else "model-ci")
     return settings(profile, max_examples=examples, stateful_step_count=steps)
+
+
+def mutation_settings(examples: int) -> settings:
+    """The CI profile, derandomized, for a test claiming a mutation is found within it."""
+    return settings(
+        settings.get_profile("model-ci"),
+        max_examples=examples,
+        stateful_step_count=40,
+        phases=[Phase.explicit, Phase.generate],
+        report_multiple_bugs=False,
+    )
 
 
 @dataclass

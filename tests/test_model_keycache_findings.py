@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from para_jwt import JWKSCache, JWKSError
 from para_jwt.testing import FakeClock, MockPara
+from tests._cache_model import mutation_settings
 from tests.test_model_keycache import KeyCacheMachine
 
 # --- counterexamples the machine found, kept as regression tests ---------------------------
@@ -102,15 +102,8 @@ def _mutated_cache(monkeypatch: pytest.MonkeyPatch, mutate: Callable[[JWKSCache]
 
 def _machine_fails() -> str:
     # Always the CI profile (derandomized): the claim is "found within CI's budget".
-    quick = settings(
-        settings.get_profile("model-ci"),
-        max_examples=60,
-        stateful_step_count=40,
-        phases=[Phase.explicit, Phase.generate],
-        report_multiple_bugs=False,
-    )
     with pytest.raises(AssertionError) as failure:
-        run_state_machine_as_test(KeyCacheMachine, settings=quick)
+        run_state_machine_as_test(KeyCacheMachine, settings=mutation_settings(60))
     return str(failure.value)
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -34,7 +33,7 @@ from hypothesis.stateful import (
 import para_jwt
 from para_jwt import InvalidTokenError, ParaClaims, ParaJWTError, ParaVerifier
 from para_jwt.testing import MockPara
-from tests._cache_model import Clocks, Figures
+from tests._cache_model import Clocks, Figures, mutation_settings
 from tests.test_model_keycache import run_machine
 
 T = TypeVar("T")
@@ -315,12 +314,5 @@ def test_an_unbounded_lru_makes_the_machine_fail(monkeypatch: pytest.MonkeyPatch
         self._token_cache_size = 10**9
 
     monkeypatch.setattr(ParaVerifier, "__init__", init)
-    quick = settings(
-        settings.get_profile("model-ci"),
-        max_examples=80,
-        stateful_step_count=40,
-        phases=[Phase.explicit, Phase.generate],
-        report_multiple_bugs=False,
-    )
     with pytest.raises(AssertionError):
-        run_state_machine_as_test(TokenCacheMachine, settings=quick)
+        run_state_machine_as_test(TokenCacheMachine, settings=mutation_settings(80))
