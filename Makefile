@@ -185,6 +185,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_jwks.py
 	$(BIN)/python benchmarks/bench_http.py
 	$(BIN)/python benchmarks/bench_parts.py
+	$(BIN)/python benchmarks/bench_versions.py
 
 # The instruction-count gate (benchmarks/README.md); `make test` runs it as
 # tests/test_instruction_budget.py.

@@ -33,6 +33,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
         ("http", []),  # wrk where it is installed
         ("http", ["--generator", "python"]),  # the fallback
         ("parts", []),
+        ("versions", ["HEAD"]),  # git archive of HEAD: present in any clone
     ],
 )
 def test_a_quick_run_writes_its_results(tmp_path: Path, name: str, options: list[str]) -> None:
@@ -49,6 +50,10 @@ def test_a_quick_run_writes_its_results(tmp_path: Path, name: str, options: list
     assert data["method"]["quick"] is True
     assert data["machine"]["python"]
     assert (tmp_path / f"{name}.md").read_text().startswith(f"# bench_{name}")
+    if name == "versions":
+        # Both sources were timed (each verified the stored tokens first) against the floor.
+        assert set(data["results"]) == {"this checkout", "HEAD"}
+        assert all(r["uncached_over_floor"] > 1 for r in data["results"].values())
     if name == "http":
         default = "wrk" if shutil.which("wrk") else "python"
         assert data["method"]["generator"] == (options[1] if options else default)
