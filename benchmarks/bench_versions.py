@@ -43,10 +43,10 @@ from _common import (
     markdown_table,
     write_results,
 )
+from instructions import TOKENS_FILE, fresh
 
 #: The commit whose code the README's "0.1.0" benchmark column describes.
 RELEASE_0_1_0 = "2259bc1"
-TOKENS_FILE = BENCHMARKS / "instruction_tokens.json"
 #: Calls per batch: ~20 ms of uncached verifies, as many ms of hits.
 BATCH = {"floor": 256, "uncached": 256, "hit": 8192}
 
@@ -105,9 +105,7 @@ def child(source: Path, rounds: int, batch_scale: float) -> dict[str, Any]:
         for _ in range(rounds):
             for name, (call, is_async) in workloads.items():
                 # New str objects each batch: a server gets a new one per request.
-                cycle = itertools.cycle(tokens)
-                inputs = [t.encode().decode() for t in itertools.islice(cycle, sizes[name])]
-                times[name].append(await timed(call, inputs, is_async))
+                times[name].append(await timed(call, fresh(tokens, sizes[name]), is_async))
         return times
 
     return {"para_jwt": para_jwt.__file__, "times": asyncio.run(run())}

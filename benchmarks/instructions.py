@@ -154,7 +154,7 @@ def _run_sync(call: Callable[[str], Any], inputs: Sequence[str]) -> None:
         call(token)
 
 
-def _fresh(tokens: Sequence[str], count: int) -> list[str]:
+def fresh(tokens: Sequence[str], count: int) -> list[str]:
     """``count`` new str objects cycling over ``tokens``: none has its hash cached."""
     return [t.encode().decode() for t in itertools.islice(itertools.cycle(tokens), count)]
 
@@ -244,11 +244,11 @@ async def child() -> dict[str, Any]:
             raise SystemExit(f"a workload did not verify a stored token: {got} != {subject}")
     # name -> (the call, is it a coroutine function, what it is given)
     workloads: dict[str, tuple[Callable[[Any], Any], bool, Callable[[int], list[Any]]]] = {
-        "signature": (signature, False, lambda n: [split(t) for t in _fresh(tokens, n)]),
-        "floor": (floor, False, lambda n: _fresh(tokens, n)),
-        "uncached": (uncached.verify, True, lambda n: _fresh(tokens, n)),
-        "hit": (cached.verify, True, lambda n: _fresh(tokens, n)),
-        "sync_hit": (sync_cached.verify, False, lambda n: _fresh(tokens, n)),
+        "signature": (signature, False, lambda n: [split(t) for t in fresh(tokens, n)]),
+        "floor": (floor, False, lambda n: fresh(tokens, n)),
+        "uncached": (uncached.verify, True, lambda n: fresh(tokens, n)),
+        "hit": (cached.verify, True, lambda n: fresh(tokens, n)),
+        "sync_hit": (sync_cached.verify, False, lambda n: fresh(tokens, n)),
     }
 
     plan: list[tuple[str, Callable[[], Any]]] = []
